@@ -1,0 +1,203 @@
+"""The KEMI adapter: the only module that talks to Kamailio (`KSR`).
+
+It gathers a request's facts, asks the pure core (methods, target, policy) what to do,
+and carries the decision out with Kamailio's modules (sl, tm, rr, auth).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+import KSR
+
+from trunkedge.dialog_token import route_param
+from trunkedge.errors import StoreUnavailable
+from trunkedge.methods import ALLOW, OutOfDialog, classify
+from trunkedge.model import AccountView
+from trunkedge.policy import (
+    Admit,
+    CallFacts,
+    Challenge,
+    Credentials,
+    Decision,
+    DigestResult,
+    Refuse,
+    decide,
+)
+from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
+from trunkedge.store import Store
+from trunkedge.target import parse_target
+
+_QOP_AUTH, _STALE = 1, 16  # auth_challenge flags
+
+
+def _pv(name: str) -> str:
+    value = KSR.pv.get(name)
+    return "" if value is None else str(value)
+
+
+class Edge:
+    """The object app_python3 calls for every SIP message."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.settings = settings
+        self.realm = settings.realm
+        self.secret = secret
+        self.pops = frozenset(settings.pops)
+        self.store = Store(settings.redis)
+
+    # -- app_python3 entry points ---------------------------------------------------------
+    def child_init(self, rank: int) -> int:
+        return 0
+
+    def ksr_request_route(self, msg: object) -> int:
+        try:
+            self.request()
+        except Exception:
+            trace = traceback.format_exc().replace("\n", " | ")
+            KSR.err(f"trunkedge: internal error: {trace}\n")
+            KSR.sl.sl_send_reply(500, "Server Internal Error")
+        return 1
+
+    def ksr_reply_route(self, msg: object) -> int:
+        return 1
+
+    # -- routing --------------------------------------------------------------------------
+    def request(self) -> None:
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return
+        if KSR.sanity.sanity_check_defaults() < 0:
+            self.log_refusal(Refuse(400, "Bad Request", "malformed"), "")
+            if not KSR.is_ACK() and KSR.sanity.sanity_reply() <= 0:
+                KSR.sl.sl_send_reply(400, "Bad Request")
+            return
+        if KSR.siputils.has_totag() > 0:
+            self.in_dialog()
+            return
+        kind = classify(_pv("$rm"))
+        if kind is OutOfDialog.CANCEL:
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            else:
+                KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            return
+        if kind is OutOfDialog.ACK:
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return
+        if KSR.tmx.t_precheck_trans() > 0:  # retransmission being processed by another worker
+            KSR.tm.t_check_trans()
+            return
+        if KSR.tm.t_check_trans() == 0:  # retransmission of a known transaction: absorbed
+            return
+        if kind is OutOfDialog.KEEPALIVE:
+            self.reply(200, "OK", f"Allow: {ALLOW}\r\n")
+        elif kind is OutOfDialog.NO_DIALOG:
+            self.reply(481, "Call/Transaction Does Not Exist")
+        elif kind is OutOfDialog.NOT_ALLOWED:
+            self.log_refusal(Refuse(405, "Method Not Allowed", "method-not-allowed"), "")
+            self.reply(405, "Method Not Allowed", f"Allow: {ALLOW}\r\n")
+        else:
+            self.admit()
+
+    def in_dialog(self) -> None:
+        """Requests inside a dialog follow the Record-Route set the edge signed."""
+        if KSR.rr.loose_route() > 0:
+            if KSR.rr.check_route_param(route_param(self.secret, _pv("$ci"))) > 0:
+                KSR.tm.t_relay()
+            else:
+                self.log_refusal(Refuse(403, "Forbidden", "forged-route"), "")
+                if not KSR.is_ACK():
+                    self.reply(403, "Forbidden")
+            return
+        if KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return  # ACK of a reply the edge sent itself: absorbed
+        self.reply(481, "Call/Transaction Does Not Exist")
+
+    def admit(self) -> None:
+        """An initial INVITE: admission by the policy core, then relay to the POP."""
+        target = parse_target(_pv("$rd"), self.realm, self.pops)
+        creds = None
+        if KSR.auth.has_credentials(self.realm) > 0:
+            creds = Credentials(username=_pv("$au"), realm=self.realm)
+        facts = CallFacts(
+            source_ip=_pv("$si"),
+            ruri_user=_pv("$rU"),
+            from_user=_pv("$fU"),
+            credentials=creds,
+        )
+        domain = target.domain if target else ""
+        if target is None:
+            decision: Decision = Refuse(403, "Forbidden", "foreign-host")
+        else:
+            try:
+                lookup = self.store.lookup(target.domain, creds.username if creds else "")
+            except StoreUnavailable as e:
+                KSR.warn(f"trunkedge: store unavailable, answering 503: {e}\n")
+                self.log_refusal(Refuse(503, "Service Unavailable", "store-unavailable"), domain)
+                retry = f"Retry-After: {self.settings.retry_after}\r\n"
+                self.reply(503, "Service Unavailable", retry)
+                return
+            decision = decide(
+                target, facts, lookup, self.verify_digest,
+                realm=self.realm, default_pop=self.settings.default_pop,
+            )
+        if isinstance(decision, Admit):
+            self.relay(decision)
+        elif isinstance(decision, Challenge):
+            KSR.auth.auth_challenge(self.realm, _QOP_AUTH | (_STALE if decision.stale else 0))
+        else:
+            self.log_refusal(decision, domain)
+            self.reply(decision.code, decision.phrase)
+
+    def verify_digest(self, account: AccountView) -> DigestResult:
+        """The digest seam, for now Kamailio's auth module with the MD5 HA1."""
+        ha1 = account.ha1.get("MD5")
+        if ha1 is None:
+            return DigestResult.WRONG
+        rc = KSR.auth.pv_auth_check(self.realm, ha1, 1, 0)
+        if rc > 0:
+            return DigestResult.OK
+        if rc == -4:
+            return DigestResult.STALE
+        if rc == -5:
+            return DigestResult.MISSING
+        return DigestResult.WRONG
+
+    def relay(self, admit: Admit) -> None:
+        if admit.username:
+            KSR.auth.consume_credentials()  # the POP never sees the customer's digest
+        KSR.rr.record_route_params(route_param(self.secret, _pv("$ci")))
+        KSR.setdsturi(self.settings.pops[admit.pop][0])
+        KSR.info(
+            f"trunkedge: admitted pop={admit.pop} acl={admit.acl} user={admit.username or '-'}"
+            f" src={_pv('$si')} ruri={_pv('$ru')} callid={_pv('$ci')}\n"
+        )
+        if KSR.tm.t_relay() < 0:
+            KSR.sl.sl_reply_error()
+
+    # -- helpers --------------------------------------------------------------------------
+    def reply(self, code: int, phrase: str, headers: str = "") -> None:
+        if headers:
+            KSR.hdr.append_to_reply(headers)
+        KSR.sl.sl_send_reply(code, phrase)
+
+    def log_refusal(self, refusal: Refuse, domain: str) -> None:
+        KSR.notice(
+            f"trunkedge: refused {refusal.code} reason={refusal.reason} method={_pv('$rm')}"
+            f" domain={domain or '-'} host={_pv('$rd')} src={_pv('$si')}:{_pv('$sp')}"
+            f" from={_pv('$fU')} callid={_pv('$ci')}\n"
+        )
+
+
+def mod_init() -> Edge:
+    """app_python3's entry point: runs once in the main process, before the fork."""
+    settings = load_settings(os.environ[SETTINGS_ENV])
+    secret = os.environ.get(SECRET_ENV) or settings.auth.secret
+    if not secret:
+        raise RuntimeError(f"no secret: set auth.secret or {SECRET_ENV}")
+    return Edge(settings, secret)

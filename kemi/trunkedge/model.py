@@ -1,0 +1,46 @@
+"""The customer configuration as the edge sees it for one call (read from Redis)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from trunkedge.names import Network
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class AclView:
+    """One ACL attached to the called domain: its ranges and whether it has accounts."""
+
+    name: str
+    networks: tuple[Network, ...]
+    has_accounts: bool
+
+    def lists(self, source: Address) -> bool:
+        return any(source in net for net in self.networks)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """The account named by the request's credentials (one per username, edge-wide)."""
+
+    username: str
+    acl: str
+    realm: str
+    ha1: dict[str, str]  # algorithm name ("MD5", "SHA-256") -> hex HA1
+
+
+@dataclass(frozen=True)
+class DomainView:
+    name: str
+    acls: tuple[AclView, ...]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Everything one call needs from the store: the domain and the credentials' account."""
+
+    domain: DomainView | None
+    account: AccountView | None

@@ -1,0 +1,135 @@
+"""Admission of an out-of-dialog call: the pure decision core (no KSR, no I/O).
+
+Order of checks (SPEC "Admission of a call"):
+1. the Request-URI host names one of our customer domains, else 403;
+2. some attached ACL could admit the source address, else 403 and never a challenge;
+3. an IP-only ACL listing the source admits at once; otherwise digest credentials of an
+   account of a candidate ACL are required (407 when missing or stale, 403 when wrong);
+4. the dialled number is E.164, else 484. It is checked only once the caller is admitted,
+   so nobody learns anything about a domain before passing its ACLs.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trunkedge.model import AccountView, Lookup
+from trunkedge.names import is_e164
+from trunkedge.target import Target
+
+
+class DigestResult(enum.Enum):
+    OK = "ok"
+    WRONG = "wrong"  # response does not match: wrong password, bad nonce, replay
+    STALE = "stale"  # correct response on an expired nonce: challenge again, stale=true
+    MISSING = "missing"  # no credentials for our realm after all
+
+
+Verifier = Callable[[AccountView], DigestResult]
+"""The digest seam: checks the request's credentials against the account's HA1s."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the request's Proxy-Authorization header claims (not yet verified)."""
+
+    username: str
+    realm: str
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """The facts of one request that admission depends on."""
+
+    source_ip: str
+    ruri_user: str
+    from_user: str
+    credentials: Credentials | None
+
+
+@dataclass(frozen=True)
+class Admit:
+    pop: str
+    acl: str
+    username: str | None  # the authenticated account, None when admitted by address
+
+
+@dataclass(frozen=True)
+class Challenge:
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class Refuse:
+    code: int
+    phrase: str
+    reason: str  # machine-readable, for logs and metrics
+
+
+Decision = Admit | Challenge | Refuse
+
+FORBIDDEN = "Forbidden"
+
+
+def refuse_forbidden(reason: str) -> Refuse:
+    return Refuse(403, FORBIDDEN, reason)
+
+
+def decide(
+    target: Target | None,
+    facts: CallFacts,
+    lookup: Lookup,
+    verify: Verifier,
+    *,
+    realm: str,
+    default_pop: str,
+) -> Decision:
+    """Decide whether an out-of-dialog request is admitted, challenged or refused."""
+    if target is None:
+        return refuse_forbidden("foreign-host")
+    domain = lookup.domain
+    if domain is None:
+        return refuse_forbidden("unknown-domain")
+    try:
+        source = ipaddress.ip_address(facts.source_ip)
+    except ValueError:
+        return refuse_forbidden("bad-source-address")
+    pop = target.pop or default_pop
+
+    candidates = []  # ACLs that need credentials and whose address rule (if any) holds
+    for acl in domain.acls:
+        listed = acl.lists(source)
+        if listed and not acl.has_accounts:
+            return _number_check(facts, Admit(pop=pop, acl=acl.name, username=None))
+        if acl.has_accounts and (listed or not acl.networks):
+            candidates.append(acl.name)
+    if not candidates:
+        return refuse_forbidden("address-not-allowed")
+
+    creds = facts.credentials
+    if creds is None or creds.realm.lower() != realm.lower():
+        return Challenge()
+    account = lookup.account
+    if account is None or account.username != creds.username or account.acl not in candidates:
+        return refuse_forbidden("unknown-or-foreign-account")
+    if creds.username != facts.from_user:
+        return refuse_forbidden("auth-user-not-from-user")
+    if account.realm.lower() != realm.lower():
+        return refuse_forbidden("account-realm-mismatch")
+    result = verify(account)
+    if result is DigestResult.OK:
+        return _number_check(facts, Admit(pop=pop, acl=account.acl, username=account.username))
+    if result is DigestResult.STALE:
+        return Challenge(stale=True)
+    if result is DigestResult.MISSING:
+        return Challenge()
+    return refuse_forbidden("wrong-credentials")
+
+
+def _number_check(facts: CallFacts, admit: Admit) -> Decision:
+    if not is_e164(facts.ruri_user):
+        return Refuse(484, "Address Incomplete", "not-e164")
+    return admit

@@ -1,0 +1,364 @@
+"""Provisioning: validated, atomic changes to the customer configuration in Redis.
+
+Every change runs as one optimistic transaction: WATCH the schema's version key, read and
+validate, then MULTI ... INCR version ... EXEC. A concurrent change retries; a validation
+error raises ConfigError before anything is queued, so Redis is left as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from trunkedge import names
+from trunkedge.digest import ALGORITHMS, ha1_all, is_ha1
+from trunkedge.errors import ConfigError
+from trunkedge.schema import HA1_FIELDS, Keys, account_fields, acl_keys, domain_keys
+
+Pipe = Any  # redis.client.Pipeline: untyped in redis-py 5
+
+
+@dataclass
+class AclSpec:
+    networks: list[str] = field(default_factory=list)
+    accounts: dict[str, dict[str, str]] = field(default_factory=dict)  # user -> alg -> HA1
+
+
+@dataclass
+class ConfigSpec:
+    """The whole customer configuration (what import writes and export reads)."""
+
+    acls: dict[str, AclSpec] = field(default_factory=dict)
+    domains: dict[str, list[str]] = field(default_factory=dict)  # domain -> attached ACLs
+
+
+def _strs(values: set[bytes] | list[bytes]) -> list[str]:
+    return sorted(v.decode() for v in values)
+
+
+class Provisioner:
+    def __init__(self, client: redis.Redis, keys: Keys, realm: str) -> None:
+        self.r: Any = client  # redis-py's sync/async union types add nothing here
+        self.k = keys
+        self.realm = realm
+
+    # -- transaction helper -------------------------------------------------------------
+    def _change(self, validate_and_queue: Callable[[Pipe], None]) -> None:
+        def tx(pipe: Pipe) -> None:
+            validate_and_queue(pipe)  # must call pipe.multi() before queuing writes
+            pipe.incr(self.k.version)
+
+        self.r.transaction(tx, self.k.version)
+
+    def _need_domain(self, pipe: Pipe, name: str) -> None:
+        if not pipe.sismember(self.k.domains, name):
+            raise ConfigError("domain", f"{name!r} does not exist")
+
+    def _need_acl(self, pipe: Pipe, name: str) -> None:
+        if not pipe.sismember(self.k.acls, name):
+            raise ConfigError("acl", f"{name!r} does not exist")
+
+    # -- domains ------------------------------------------------------------------------
+    def domain_create(self, name: str) -> None:
+        d = names.domain_name(name)
+
+        def q(pipe: Pipe) -> None:
+            if pipe.sismember(self.k.domains, d):
+                raise ConfigError("domain", f"{d!r} already exists")
+            pipe.multi()
+            pipe.sadd(self.k.domains, d)
+            pipe.hset(self.k.domain(d), "name", d)
+
+        self._change(q)
+
+    def domain_delete(self, name: str) -> None:
+        d = names.domain_name(name)
+
+        def q(pipe: Pipe) -> None:
+            self._need_domain(pipe, d)
+            attached = _strs(pipe.smembers(self.k.domain_acls(d)))
+            pipe.multi()
+            for acl in attached:
+                pipe.srem(self.k.acl_domains(acl), d)
+            pipe.delete(*domain_keys(self.k, d))
+            pipe.srem(self.k.domains, d)
+
+        self._change(q)
+
+    def domain_list(self) -> list[str]:
+        return _strs(self.r.smembers(self.k.domains))
+
+    def domain_show(self, name: str) -> dict[str, Any]:
+        d = names.domain_name(name)
+        if not self.r.sismember(self.k.domains, d):
+            raise ConfigError("domain", f"{d!r} does not exist")
+        return {"domain": d, "acls": _strs(self.r.smembers(self.k.domain_acls(d)))}
+
+    def domain_attach(self, domain: str, acl: str) -> None:
+        d, a = names.domain_name(domain), names.acl_name(acl)
+
+        def q(pipe: Pipe) -> None:
+            self._need_domain(pipe, d)
+            self._need_acl(pipe, a)
+            pipe.multi()
+            pipe.sadd(self.k.domain_acls(d), a)
+            pipe.sadd(self.k.acl_domains(a), d)
+
+        self._change(q)
+
+    def domain_detach(self, domain: str, acl: str) -> None:
+        d, a = names.domain_name(domain), names.acl_name(acl)
+
+        def q(pipe: Pipe) -> None:
+            self._need_domain(pipe, d)
+            if not pipe.sismember(self.k.domain_acls(d), a):
+                raise ConfigError("acl", f"{a!r} is not attached to domain {d!r}")
+            pipe.multi()
+            pipe.srem(self.k.domain_acls(d), a)
+            pipe.srem(self.k.acl_domains(a), d)
+
+        self._change(q)
+
+    # -- ACLs ---------------------------------------------------------------------------
+    def acl_create(self, name: str) -> None:
+        a = names.acl_name(name)
+
+        def q(pipe: Pipe) -> None:
+            if pipe.sismember(self.k.acls, a):
+                raise ConfigError("acl", f"{a!r} already exists")
+            pipe.multi()
+            pipe.sadd(self.k.acls, a)
+            pipe.hset(self.k.acl(a), "name", a)
+
+        self._change(q)
+
+    def acl_delete(self, name: str) -> None:
+        a = names.acl_name(name)
+
+        def q(pipe: Pipe) -> None:
+            self._need_acl(pipe, a)
+            attached = _strs(pipe.smembers(self.k.acl_domains(a)))
+            if attached:
+                raise ConfigError(
+                    "acl", f"{a!r} is attached to {', '.join(attached)}: detach it first"
+                )
+            users = _strs(pipe.smembers(self.k.acl_accounts(a)))
+            pipe.multi()
+            for u in users:
+                pipe.delete(self.k.account(u))
+            pipe.delete(*acl_keys(self.k, a))
+            pipe.srem(self.k.acls, a)
+
+        self._change(q)
+
+    def acl_list(self) -> list[str]:
+        return _strs(self.r.smembers(self.k.acls))
+
+    def acl_show(self, name: str) -> dict[str, Any]:
+        a = names.acl_name(name)
+        if not self.r.sismember(self.k.acls, a):
+            raise ConfigError("acl", f"{a!r} does not exist")
+        return {
+            "acl": a,
+            "ips": _strs(self.r.smembers(self.k.acl_nets(a))),
+            "accounts": _strs(self.r.smembers(self.k.acl_accounts(a))),
+            "domains": _strs(self.r.smembers(self.k.acl_domains(a))),
+        }
+
+    def acl_add_ip(self, acl: str, cidr: str) -> str:
+        a, net = names.acl_name(acl), str(names.network(cidr))
+
+        def q(pipe: Pipe) -> None:
+            self._need_acl(pipe, a)
+            pipe.multi()
+            pipe.sadd(self.k.acl_nets(a), net)
+
+        self._change(q)
+        return net
+
+    def acl_remove_ip(self, acl: str, cidr: str) -> str:
+        a, net = names.acl_name(acl), str(names.network(cidr))
+
+        def q(pipe: Pipe) -> None:
+            self._need_acl(pipe, a)
+            if not pipe.sismember(self.k.acl_nets(a), net):
+                raise ConfigError("cidr", f"{net} is not in ACL {a!r}")
+            pipe.multi()
+            pipe.srem(self.k.acl_nets(a), net)
+
+        self._change(q)
+        return net
+
+    def acl_add_account(self, acl: str, username: str, password: str) -> None:
+        a, u = names.acl_name(acl), names.username(username)
+        fields = account_fields(a, self.realm, ha1_all(u, self.realm, names.password(password)))
+
+        def q(pipe: Pipe) -> None:
+            self._need_acl(pipe, a)
+            owner = pipe.hget(self.k.account(u), "acl")
+            if owner is not None:
+                raise ConfigError(
+                    "username", f"{u!r} already exists (in ACL {owner.decode()!r})"
+                )
+            pipe.multi()
+            pipe.hset(self.k.account(u), mapping=fields)
+            pipe.sadd(self.k.acl_accounts(a), u)
+
+        self._change(q)
+
+    def acl_remove_account(self, acl: str, username: str) -> None:
+        a, u = names.acl_name(acl), names.username(username)
+
+        def q(pipe: Pipe) -> None:
+            self._need_acl(pipe, a)
+            if not pipe.sismember(self.k.acl_accounts(a), u):
+                raise ConfigError("username", f"{u!r} is not an account of ACL {a!r}")
+            pipe.multi()
+            pipe.delete(self.k.account(u))
+            pipe.srem(self.k.acl_accounts(a), u)
+
+        self._change(q)
+
+    # -- whole configuration ------------------------------------------------------------
+    def export_config(self) -> ConfigSpec:
+        spec = ConfigSpec()
+        for a in self.acl_list():
+            accounts = {}
+            for u in _strs(self.r.smembers(self.k.acl_accounts(a))):
+                h = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.account(u)).items()}
+                accounts[u] = {alg: h[f] for alg, f in HA1_FIELDS.items() if f in h}
+            spec.acls[a] = AclSpec(_strs(self.r.smembers(self.k.acl_nets(a))), accounts)
+        for d in self.domain_list():
+            spec.domains[d] = _strs(self.r.smembers(self.k.domain_acls(d)))
+        return spec
+
+    def import_config(self, spec: ConfigSpec) -> None:
+        """Replace the whole configuration with `spec` (validated), atomically."""
+        _check_references(spec)
+
+        def q(pipe: Pipe) -> None:
+            old_domains = _strs(pipe.smembers(self.k.domains))
+            old_acls = _strs(pipe.smembers(self.k.acls))
+            old_users = [u for a in old_acls for u in _strs(pipe.smembers(self.k.acl_accounts(a)))]
+            pipe.multi()
+            stale = [self.k.domains, self.k.acls]
+            stale += [k for d in old_domains for k in domain_keys(self.k, d)]
+            stale += [k for a in old_acls for k in acl_keys(self.k, a)]
+            stale += [self.k.account(u) for u in old_users]
+            for i in range(0, len(stale), 1000):
+                pipe.delete(*stale[i : i + 1000])
+            for a, acl in spec.acls.items():
+                pipe.sadd(self.k.acls, a)
+                pipe.hset(self.k.acl(a), "name", a)
+                if acl.networks:
+                    pipe.sadd(self.k.acl_nets(a), *acl.networks)
+                for u, ha1 in acl.accounts.items():
+                    pipe.hset(self.k.account(u), mapping=account_fields(a, self.realm, ha1))
+                    pipe.sadd(self.k.acl_accounts(a), u)
+            for d, attached in spec.domains.items():
+                pipe.sadd(self.k.domains, d)
+                pipe.hset(self.k.domain(d), "name", d)
+                if attached:
+                    pipe.sadd(self.k.domain_acls(d), *attached)
+                for a in attached:
+                    pipe.sadd(self.k.acl_domains(a), d)
+
+        self._change(q)
+
+
+def _check_references(spec: ConfigSpec) -> None:
+    for d, attached in spec.domains.items():
+        for a in attached:
+            if a not in spec.acls:
+                raise ConfigError(f"domains.{d}.acls", f"ACL {a!r} is not defined under acls")
+
+
+def parse_config(raw: object, realm: str) -> ConfigSpec:
+    """Validate a YAML document (see examples/demo-customer.yaml) into a ConfigSpec.
+
+    Accounts give either `password` (hashed here, never stored) or `ha1` per algorithm
+    computed under the file's `realm`, which must be the edge's realm.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("file", "must hold a mapping with 'acls' and 'domains'")
+    unknown = set(raw) - {"realm", "acls", "domains"}
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "unknown key (expected realm, acls, domains)")
+    file_realm = raw.get("realm", realm)
+    if file_realm != realm:
+        raise ConfigError("realm", f"{file_realm!r} differs from the edge's realm {realm!r}")
+
+    spec = ConfigSpec()
+    seen_users: dict[str, str] = {}
+    acls = raw.get("acls") or {}
+    if not isinstance(acls, Mapping):
+        raise ConfigError("acls", "must map ACL names to {ips, accounts}")
+    for a_raw, body in acls.items():
+        a = names.acl_name(a_raw, f"acls.{a_raw}")
+        body = body or {}
+        if not isinstance(body, Mapping) or set(body) - {"ips", "accounts"}:
+            raise ConfigError(f"acls.{a}", "must be a mapping with 'ips' and/or 'accounts'")
+        ips = body.get("ips") or []
+        if not isinstance(ips, list):
+            raise ConfigError(f"acls.{a}.ips", "must be a list of addresses or CIDR ranges")
+        nets = sorted({str(names.network(ip, f"acls.{a}.ips")) for ip in ips})
+        accounts: dict[str, dict[str, str]] = {}
+        for i, acct in enumerate(body.get("accounts") or []):
+            where = f"acls.{a}.accounts[{i}]"
+            if not isinstance(acct, Mapping):
+                raise ConfigError(where, "must be {username, password} or {username, ha1}")
+            u = names.username(acct.get("username"), f"{where}.username")
+            if u in seen_users:
+                raise ConfigError(f"{where}.username", f"{u!r} is already in ACL {seen_users[u]!r}")
+            seen_users[u] = a
+            accounts[u] = _account_ha1(acct, u, realm, where)
+        spec.acls[a] = AclSpec(nets, accounts)
+
+    domains = raw.get("domains") or {}
+    if not isinstance(domains, Mapping):
+        raise ConfigError("domains", "must map domain names to {acls: [...]}")
+    for d_raw, body in domains.items():
+        d = names.domain_name(d_raw, f"domains.{d_raw}")
+        if d in spec.domains:
+            raise ConfigError(f"domains.{d_raw}", f"{d!r} is listed twice (names ignore case)")
+        body = body or {}
+        if not isinstance(body, Mapping) or set(body) - {"acls"}:
+            raise ConfigError(f"domains.{d}", "must be a mapping with 'acls'")
+        attached = body.get("acls") or []
+        if not isinstance(attached, list):
+            raise ConfigError(f"domains.{d}.acls", "must be a list of ACL names")
+        spec.domains[d] = sorted({names.acl_name(x, f"domains.{d}.acls") for x in attached})
+    _check_references(spec)
+    return spec
+
+
+def _account_ha1(acct: Mapping[str, Any], u: str, realm: str, where: str) -> dict[str, str]:
+    if "password" in acct:
+        return ha1_all(u, realm, names.password(acct["password"], f"{where}.password"))
+    given = acct.get("ha1")
+    if not isinstance(given, Mapping) or set(given) != set(ALGORITHMS):
+        raise ConfigError(where, f"give 'password' or 'ha1' with {', '.join(ALGORITHMS)}")
+    for alg, value in given.items():
+        if not isinstance(value, str) or not is_ha1(alg, value):
+            raise ConfigError(f"{where}.ha1.{alg}", "is not a hex HA1 of the right length")
+    return dict(given)
+
+
+def dump_config(spec: ConfigSpec, realm: str) -> dict[str, Any]:
+    """The YAML-ready form of a configuration (HA1s only, never passwords)."""
+    return {
+        "realm": realm,
+        "acls": {
+            a: {
+                "ips": acl.networks,
+                "accounts": [{"username": u, "ha1": h} for u, h in acl.accounts.items()],
+            }
+            for a, acl in spec.acls.items()
+        },
+        "domains": {d: {"acls": attached} for d, attached in spec.domains.items()},
+    }

@@ -1,0 +1,80 @@
+"""`trunkedge run`: render Kamailio's wrapper config from the settings and run Kamailio."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from trunkedge.errors import ConfigError
+from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
+PY_ENTRY = ROOT / "kamailio" / "edge.py"
+
+
+def default_rundir(settings: Settings) -> Path:
+    """One runtime folder per settings file, so several edges can run side by side."""
+    src = str(settings.source or "settings")
+    tag = hashlib.sha256(src.encode()).hexdigest()[:10]
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    return base / "trunkedge" / tag
+
+
+def render(settings: Settings, rundir: Path, secret: str) -> Path:
+    """Write the wrapper kamailio.cfg (listen sockets and substitutions) into `rundir`."""
+    rundir.mkdir(parents=True, exist_ok=True)
+    k = settings.kamailio
+    subst = {
+        "TE_RUNDIR": str(rundir),
+        "TE_PY_ENTRY": str(PY_ENTRY),
+        "TE_SECRET": secret,
+    }
+    defines = {
+        "TE_NONCE_EXPIRE": settings.auth.nonce_expire,
+        "TE_CHILDREN": k.children,
+        "TE_TCP_CHILDREN": k.tcp_children,
+        "TE_LOG_LEVEL": k.log_level,
+    }
+    lines = ["#!KAMAILIO", "# Rendered by `trunkedge run`; do not edit: change the settings."]
+    for name, value in subst.items():
+        if "!" in value or '"' in value:
+            raise ConfigError(name, f"{value!r} may not contain ! or \"")
+        lines.append(f'#!substdef "!{name}!{value}!g"')
+    lines += [f"#!define {name} {value}" for name, value in defines.items()]
+    lines += [f"listen={sock}" for sock in settings.listen]
+    lines.append(f'include_file "{MAIN_CFG}"')
+    cfg = rundir / "kamailio.cfg"
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg
+
+
+def kamailio_argv(settings: Settings, cfg: Path, rundir: Path) -> list[str]:
+    binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    k = settings.kamailio
+    return [
+        binary, "-f", str(cfg), "-DD", "-E",
+        "-m", str(k.shm_mb), "-M", str(k.pkg_mb),
+        "-Y", str(rundir), "-P", str(rundir / "kamailio.pid"),
+    ]
+
+
+def run(settings: Settings, rundir: Path | None) -> None:
+    """Replace this process with Kamailio in the foreground (logs on stderr).
+
+    Kamailio's main process handles SIGINT/SIGTERM by stopping all its children.
+    """
+    rundir = rundir or default_rundir(settings)
+    secret = os.environ.get(SECRET_ENV) or settings.auth.secret or secrets.token_hex(16)
+    cfg = render(settings, rundir, secret)
+    env = dict(os.environ)
+    env[SETTINGS_ENV] = str(settings.source)
+    env[SECRET_ENV] = secret
+    env.setdefault("TRUNKEDGE_VENV", sys.prefix)
+    argv = kamailio_argv(settings, cfg, rundir)
+    os.execve(argv[0], argv, env)

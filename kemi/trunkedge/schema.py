@@ -1,0 +1,134 @@
+"""The Redis key schema: the only module that knows key names and value layouts.
+
+Both the edge (reads, one Lua round trip per call) and provisioning (writes, MULTI/EXEC)
+go through here. `docs/redis-schema.md` documents the same layout for other writers.
+
+    {p}version                   STRING  integer, INCR'd by every change
+    {p}domains                   SET     domain names (lower-case)
+    {p}domain:{name}             HASH    name
+    {p}domain:{name}:acls        SET     ACL names attached to the domain
+    {p}acls                      SET     ACL names
+    {p}acl:{acl}                 HASH    name
+    {p}acl:{acl}:nets            SET     CIDR ranges, normalised (e.g. 192.0.2.0/24, 2001:db8::/32)
+    {p}acl:{acl}:accounts        SET     usernames of the ACL's accounts
+    {p}acl:{acl}:domains         SET     domains the ACL is attached to (reverse index)
+    {p}account:{username}        HASH    acl, realm, ha1_md5, ha1_sha256
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from trunkedge.digest import ALGORITHMS
+from trunkedge.model import AccountView, AclView, DomainView, Lookup
+from trunkedge.names import network
+
+HA1_FIELDS = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256"}
+assert set(HA1_FIELDS) == set(ALGORITHMS)
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "trunkedge:"
+
+    @property
+    def version(self) -> str:
+        return f"{self.prefix}version"
+
+    @property
+    def domains(self) -> str:
+        return f"{self.prefix}domains"
+
+    @property
+    def acls(self) -> str:
+        return f"{self.prefix}acls"
+
+    def domain(self, name: str) -> str:
+        return f"{self.prefix}domain:{name}"
+
+    def domain_acls(self, name: str) -> str:
+        return f"{self.prefix}domain:{name}:acls"
+
+    def acl(self, name: str) -> str:
+        return f"{self.prefix}acl:{name}"
+
+    def acl_nets(self, name: str) -> str:
+        return f"{self.prefix}acl:{name}:nets"
+
+    def acl_accounts(self, name: str) -> str:
+        return f"{self.prefix}acl:{name}:accounts"
+
+    def acl_domains(self, name: str) -> str:
+        return f"{self.prefix}acl:{name}:domains"
+
+    def account(self, username: str) -> str:
+        return f"{self.prefix}account:{username}"
+
+
+# One round trip per call: the domain, its ACLs (ranges and account counts) and the
+# account named by the credentials. Keys are derived from ARGV[1] (the prefix) exactly as
+# Keys does; this is a single-instance script (not Redis Cluster slot-safe).
+LOOKUP_SCRIPT = """
+local p, d, u = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', p .. 'domain:' .. d) == 0 then return {0} end
+local acls = redis.call('SMEMBERS', p .. 'domain:' .. d .. ':acls')
+local out = {}
+for i, a in ipairs(acls) do
+  local k = p .. 'acl:' .. a
+  out[i] = {a, redis.call('SMEMBERS', k .. ':nets'), redis.call('SCARD', k .. ':accounts')}
+end
+local acct = {}
+if u ~= '' then acct = redis.call('HGETALL', p .. 'account:' .. u) end
+return {1, out, acct}
+"""
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def decode_lookup(raw: Sequence[Any], domain: str, username: str) -> Lookup:
+    """Turn LOOKUP_SCRIPT's reply into the edge's view of the customer."""
+    if not raw or raw[0] == 0:
+        return Lookup(domain=None, account=None)
+    acls = tuple(
+        AclView(
+            name=_s(name),
+            networks=tuple(network(_s(n)) for n in nets),
+            has_accounts=int(count) > 0,
+        )
+        for name, nets, count in raw[1]
+    )
+    account = decode_account(username, raw[2]) if username else None
+    return Lookup(domain=DomainView(name=domain, acls=acls), account=account)
+
+
+def decode_account(username: str, flat: Sequence[bytes | str]) -> AccountView | None:
+    """An account hash (HGETALL as a flat list) as the edge's AccountView."""
+    if not flat:
+        return None
+    fields = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+    return AccountView(
+        username=username,
+        acl=fields.get("acl", ""),
+        realm=fields.get("realm", ""),
+        ha1={alg: fields[f] for alg, f in HA1_FIELDS.items() if f in fields},
+    )
+
+
+def account_fields(acl: str, realm: str, ha1: Mapping[str, str]) -> dict[str, str]:
+    """The account hash as provisioning writes it."""
+    fields = {"acl": acl, "realm": realm}
+    fields.update({HA1_FIELDS[alg]: value for alg, value in ha1.items()})
+    return fields
+
+
+def acl_keys(keys: Keys, name: str) -> Iterable[str]:
+    """Every key an ACL owns (accounts are separate keys, see account())."""
+    return (keys.acl(name), keys.acl_nets(name), keys.acl_accounts(name), keys.acl_domains(name))
+
+
+def domain_keys(keys: Keys, name: str) -> Iterable[str]:
+    return (keys.domain(name), keys.domain_acls(name))

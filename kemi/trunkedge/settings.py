@@ -1,0 +1,164 @@
+"""The edge's settings: one YAML file, validated into frozen dataclasses."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trunkedge.errors import ConfigError
+
+POP_NAMES = ("eu1", "eu2", "us1", "us2", "apac1", "apac2")
+SETTINGS_ENV = "TRUNKEDGE_SETTINGS"
+SECRET_ENV = "TRUNKEDGE_SECRET"
+
+_LISTEN = re.compile(r"^(udp|tcp):(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):(\d{1,5})$")
+_GATEWAY = re.compile(r"^sip:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(;[A-Za-z0-9=;_.-]*)?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                       r"[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "trunkedge:"
+    timeout_ms: int = 100
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    secret: str = ""
+    nonce_expire: int = 300
+
+
+@dataclass(frozen=True)
+class KamailioSettings:
+    children: int = 4
+    tcp_children: int = 2
+    shm_mb: int = 1024
+    pkg_mb: int = 16
+    log_level: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: tuple[str, ...]
+    base_domain: str
+    pops: Mapping[str, tuple[str, ...]]
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    kamailio: KamailioSettings = field(default_factory=KamailioSettings)
+    default_pop: str = "eu1"
+    retry_after: int = 5
+    source: Path | None = None
+
+    @property
+    def realm(self) -> str:
+        """The digest realm is the base domain, the same for every customer domain."""
+        return self.base_domain
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate the settings file; raise ConfigError naming the bad field."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError("settings", f"cannot read {p}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError("settings", f"{p} is not valid YAML: {e}") from e
+    settings = parse_settings(raw)
+    return Settings(**{**settings.__dict__, "source": p.resolve()})
+
+
+def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be a mapping")
+    return value
+
+
+def _int(section: Mapping[str, Any], key: str, default: int, name: str, lo: int, hi: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(name, f"must be an integer from {lo} to {hi}")
+    return value
+
+
+def parse_settings(raw: object) -> Settings:
+    """Validate a settings mapping as read from YAML."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("settings", "the file must hold a mapping")
+    unknown = set(raw) - {"listen", "base_domain", "redis", "pops", "auth", "kamailio",
+                          "default_pop", "retry_after"}
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "unknown setting")
+
+    listen = raw.get("listen")
+    if isinstance(listen, str):
+        listen = [listen]
+    if not listen or not isinstance(listen, list):
+        raise ConfigError("listen", "give at least one socket, e.g. udp:127.0.0.1:5060")
+    for sock in listen:
+        if not isinstance(sock, str) or not _LISTEN.match(sock):
+            raise ConfigError("listen", f"{sock!r} is not proto:address:port (udp or tcp)")
+
+    base = raw.get("base_domain")
+    if not isinstance(base, str) or not _HOSTNAME.match(base):
+        raise ConfigError("base_domain", "must be a DNS name such as sip.example.net")
+
+    pops_raw = raw.get("pops")
+    if not isinstance(pops_raw, Mapping) or not pops_raw:
+        raise ConfigError("pops", "must map POP names to lists of gateway SIP URIs")
+    pops: dict[str, tuple[str, ...]] = {}
+    for name, gws in pops_raw.items():
+        if name not in POP_NAMES:
+            raise ConfigError(f"pops.{name}", f"unknown POP; known: {', '.join(POP_NAMES)}")
+        if isinstance(gws, str):
+            gws = [gws]
+        if not isinstance(gws, list) or not gws:
+            raise ConfigError(f"pops.{name}", "must be a non-empty list of SIP URIs")
+        for gw in gws:
+            if not isinstance(gw, str) or not _GATEWAY.match(gw):
+                raise ConfigError(f"pops.{name}", f"{gw!r} is not a SIP URI like sip:10.0.0.1:5060")
+        pops[name] = tuple(gws)
+
+    default_pop = raw.get("default_pop", "eu1")
+    if default_pop not in pops:
+        raise ConfigError("default_pop", f"{default_pop!r} is not a configured POP")
+
+    r = _section(raw, "redis")
+    url = r.get("url", os.environ.get("TRUNKEDGE_REDIS", RedisSettings.url))
+    if not isinstance(url, str) or not url.startswith(("redis://", "unix://", "rediss://")):
+        raise ConfigError("redis.url", "must be a redis:// or unix:// URL")
+    prefix = r.get("prefix", RedisSettings.prefix)
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{0,64}", prefix):
+        raise ConfigError("redis.prefix", "must be up to 64 of A-Z a-z 0-9 _ . : -")
+    redis = RedisSettings(url=url, prefix=prefix,
+                          timeout_ms=_int(r, "timeout_ms", 100, "redis.timeout_ms", 1, 10_000))
+
+    a = _section(raw, "auth")
+    secret = a.get("secret", "")
+    if not isinstance(secret, str) or '"' in secret or "\\" in secret:
+        raise ConfigError("auth.secret", "must be a string without quotes or backslashes")
+    auth = AuthSettings(secret=secret, nonce_expire=_int(a, "nonce_expire", 300,
+                                                        "auth.nonce_expire", 10, 86_400))
+
+    k = _section(raw, "kamailio")
+    kam = KamailioSettings(
+        children=_int(k, "children", 4, "kamailio.children", 1, 64),
+        tcp_children=_int(k, "tcp_children", 2, "kamailio.tcp_children", 1, 64),
+        shm_mb=_int(k, "shm_mb", 1024, "kamailio.shm_mb", 64, 65_536),
+        pkg_mb=_int(k, "pkg_mb", 16, "kamailio.pkg_mb", 4, 1024),
+        log_level=_int(k, "log_level", 2, "kamailio.log_level", -5, 3),
+    )
+    return Settings(
+        listen=tuple(listen), base_domain=base.lower(), pops=pops, redis=redis, auth=auth,
+        kamailio=kam, default_pop=default_pop,
+        retry_after=_int(raw, "retry_after", 5, "retry_after", 1, 3600),
+    )
