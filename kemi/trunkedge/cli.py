@@ -21,48 +21,51 @@ DEFAULT_SETTINGS = Path("/etc/trunkedge/settings.yaml")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trunkedge", description=__doc__)
-    p.add_argument("--config", help=f"settings YAML (default ${SETTINGS_ENV} or "
-                                    f"{DEFAULT_SETTINGS})")
-    p.add_argument("--redis", help="Redis URL (default: settings' redis.url)")
-    p.add_argument("--prefix", help="Redis key prefix (default: settings' redis.prefix)")
-    p.add_argument("--realm", help="digest realm (default: settings' base_domain)")
+    # The global options are accepted before or after the subcommand
+    # (`trunkedge --config F run` and `trunkedge run --config F`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help=f"settings YAML (default ${SETTINGS_ENV} or {DEFAULT_SETTINGS})")
+    common.add_argument("--redis", default=argparse.SUPPRESS,
+                        help="Redis URL (default: the settings' redis.url)")
+    common.add_argument("--prefix", default=argparse.SUPPRESS,
+                        help="Redis key prefix (default: the settings' redis.prefix)")
+    common.add_argument("--realm", default=argparse.SUPPRESS,
+                        help="digest realm (default: the settings' base_domain)")
+
+    p = argparse.ArgumentParser(prog="trunkedge", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    run = sub.add_parser("run", help="run Kamailio in the foreground with the edge's routing")
+    def add(group: Any, name: str, *positional: str, **kw: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], **kw)
+        for arg in positional:
+            parser.add_argument(arg)
+        return parser
+
+    run = add(sub, "run", help="run Kamailio in the foreground with the edge's routing")
     run.add_argument("--rundir", type=Path, help="runtime folder (default: per settings file)")
 
-    dom = sub.add_parser("domain", help="customer domains").add_subparsers(
-        dest="op", required=True)
+    dom = add(sub, "domain", help="customer domains").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
-        dom.add_parser(op).add_argument("name")
-    dom.add_parser("list")
+        add(dom, op, "name")
+    add(dom, "list")
     for op in ("attach", "detach"):
-        sp = dom.add_parser(op)
-        sp.add_argument("domain")
-        sp.add_argument("acl")
+        add(dom, op, "domain", "acl")
 
-    acl = sub.add_parser("acl", help="access control lists").add_subparsers(
-        dest="op", required=True)
+    acl = add(sub, "acl", help="access control lists").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
-        acl.add_parser(op).add_argument("name")
-    acl.add_parser("list")
+        add(acl, op, "name")
+    add(acl, "list")
     for op in ("add-ip", "remove-ip"):
-        sp = acl.add_parser(op)
-        sp.add_argument("acl")
-        sp.add_argument("cidr")
-    add = acl.add_parser("add-account", help="password from --password, stdin or a prompt")
-    add.add_argument("acl")
-    add.add_argument("username")
-    add.add_argument("--password")
-    rm = acl.add_parser("remove-account")
-    rm.add_argument("acl")
-    rm.add_argument("username")
+        add(acl, op, "acl", "cidr")
+    add(acl, "add-account", "acl", "username",
+        help="password from --password, stdin or a prompt").add_argument("--password")
+    add(acl, "remove-account", "acl", "username")
 
-    imp = sub.add_parser("import", help="replace the whole configuration with a YAML file")
-    imp.add_argument("file", type=Path)
-    exp = sub.add_parser("export", help="write the whole configuration as YAML")
-    exp.add_argument("-o", "--output", type=Path)
+    add(sub, "import", help="replace the whole configuration with a YAML file").add_argument(
+        "file", type=Path)
+    add(sub, "export", help="write the whole configuration as YAML").add_argument(
+        "-o", "--output", type=Path)
     return p
 
 
@@ -170,6 +173,9 @@ def _acl(prov: Provisioner, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for option in ("config", "redis", "prefix", "realm"):
+        if not hasattr(args, option):
+            setattr(args, option, None)
     try:
         execute(args)
     except ConfigError as e:

@@ -87,7 +87,7 @@ def _int(section: Mapping[str, Any], key: str, default: int, name: str, lo: int,
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(name, f"must be an integer from {lo} to {hi}")
-    return value
+    return int(value)
 
 
 def parse_settings(raw: object) -> Settings:

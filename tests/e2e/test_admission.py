@@ -1,0 +1,206 @@
+"""End to end: real Kamailio running our KEMI script, real Redis, SIPp as customer and POPs.
+
+Each test provisions the whole configuration it needs through the `trunkedge` CLI
+(`import` replaces everything), then proves the behaviour with a SIPp scenario.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import BASE, Edge, run_sipp, sip_request, status_of
+
+pytestmark = pytest.mark.e2e
+
+PBX = "127.0.0.1"  # the customer's listed PBX address
+ROAMING = "127.0.0.2"  # an address no ACL lists
+STRANGER = "127.0.0.3"
+USER, PASSWORD = "31000000", "s3cret-pass"
+NUMBER = "+3123456789"
+
+
+def customer(**domains: list[str]) -> dict[str, object]:
+    """ACLs: `office` (IP only), `roaming` (account only), `strict` (IP and account)."""
+    return {
+        "acls": {
+            "office": {"ips": [f"{PBX}/32", "::1/128"]},
+            "roaming": {"accounts": [{"username": USER, "password": PASSWORD}]},
+            "strict": {"ips": [f"{PBX}/32"],
+                       "accounts": [{"username": "31000001", "password": PASSWORD}]},
+            "empty": {},
+        },
+        "domains": {name: {"acls": acls} for name, acls in domains.items()},
+    }
+
+
+def call(edge: Edge, workdir: Path, scenario: str, domain: str, **kw: object):  # type: ignore[no-untyped-def]
+    kw.setdefault("number", NUMBER)
+    return run_sipp(scenario, edge.address, workdir=workdir, domain=domain, **kw)  # type: ignore[arg-type]
+
+
+def test_ip_acl_call_is_answered_by_eu1(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["office"]))
+    r = call(edge, tmp_path, "call_answered", f"acme.{BASE}", source=PBX)
+    assert r.ok, r.explain()
+    assert r.landed == ["eu1"]
+
+
+def test_ip_acl_over_tcp_and_ipv6(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["office"]))
+    tcp = call(edge, tmp_path, "call_answered", f"acme.{BASE}", source=PBX, transport="t1")
+    assert tcp.ok, tcp.explain()
+    v6 = run_sipp("call_answered", f"[::1]:{edge.port}", workdir=tmp_path, number=NUMBER,
+                  domain=f"acme.{BASE}", source="::1")
+    assert v6.ok, v6.explain()
+    assert tcp.landed == v6.landed == ["eu1"]
+
+
+def test_account_call_is_challenged_then_answered(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["roaming"]))
+    r = call(edge, tmp_path, "call_answered_after_challenge", f"acme.{BASE}",
+             source=ROAMING, from_user=USER, auth=(USER, PASSWORD))
+    assert r.ok, r.explain()
+    assert r.landed == ["eu1"]
+
+
+def test_account_with_wrong_password_gets_403_after_the_challenge(
+    edge: Edge, tmp_path: Path
+) -> None:
+    edge.provision(customer(acme=["roaming"]))
+    r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
+             source=ROAMING, from_user=USER, auth=(USER, "wrong"))
+    assert r.ok, r.explain()
+    assert "reason=wrong-credentials" in edge.log()
+
+
+def test_auth_user_must_equal_from_user(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["roaming"]))
+    r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
+             source=ROAMING, from_user="31009999", auth=(USER, PASSWORD))
+    assert r.ok, r.explain()
+
+
+class TestBothRule:
+    """`strict` lists the PBX address and an account: both must hold."""
+
+    def test_listed_address_and_right_password_is_answered(
+        self, edge: Edge, tmp_path: Path
+    ) -> None:
+        edge.provision(customer(acme=["strict"]))
+        r = call(edge, tmp_path, "call_answered_after_challenge", f"acme.{BASE}",
+                 source=PBX, from_user="31000001", auth=("31000001", PASSWORD))
+        assert r.ok, r.explain()
+
+    def test_listed_address_and_wrong_password_is_refused(
+        self, edge: Edge, tmp_path: Path
+    ) -> None:
+        edge.provision(customer(acme=["strict"]))
+        r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
+                 source=PBX, from_user="31000001", auth=("31000001", "wrong"))
+        assert r.ok, r.explain()
+
+    def test_unlisted_address_and_right_password_is_refused_unchallenged(
+        self, edge: Edge, tmp_path: Path
+    ) -> None:
+        edge.provision(customer(acme=["strict"]))
+        r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}",
+                 source=ROAMING, from_user="31000001", auth=("31000001", PASSWORD))
+        assert r.ok, r.explain()
+
+
+def test_unknown_domain_is_refused_403(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["office"]))
+    for host in (f"nosuch.{BASE}", "acme.example.org", f"acme.eu9.{BASE}", f"ac-me.{BASE}"):
+        r = call(edge, tmp_path, "refused_403_without_challenge", host, source=PBX)
+        assert r.ok, f"{host}: {r.explain()}"
+
+
+def test_unlisted_address_is_refused_403_without_challenge(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["office", "strict", "empty"]))
+    r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}", source=STRANGER)
+    assert r.ok, r.explain()
+    assert "reason=address-not-allowed" in edge.log()
+
+
+def test_number_that_is_not_e164_gets_484(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["office"]))
+    for number in ("1234567", "+1234567890123456", "12345abc9", "%2B3123456789"):
+        r = call(edge, tmp_path, "refused_484_bad_number", f"acme.{BASE}", source=PBX,
+                 number=number)
+        assert r.ok, f"{number}: {r.explain()}"
+
+
+def test_one_acl_on_two_domains_admits_on_both(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["roaming"], globex=["roaming"]))
+    for domain in ("acme", "GLOBEX"):
+        r = call(edge, tmp_path, "call_answered_after_challenge", f"{domain}.{BASE}",
+                 source=ROAMING, from_user=USER, auth=(USER, PASSWORD))
+        assert r.ok, f"{domain}: {r.explain()}"
+
+
+@pytest.mark.parametrize("pop", ["eu2", "us1", "us2", "apac1", "apac2"])
+def test_pinned_form_reaches_its_pop(edge: Edge, tmp_path: Path, pop: str) -> None:
+    edge.provision(customer(acme=["office"]))
+    r = call(edge, tmp_path, "call_answered", f"acme.{pop}.{BASE}", source=PBX)
+    assert r.ok, r.explain()
+    assert r.landed == [pop]
+
+
+def test_provisioning_change_applies_to_the_next_call(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer())
+    domain = f"newco.{BASE}"
+    assert edge.cli("domain", "create", "newco").returncode == 0
+    r = call(edge, tmp_path, "refused_403_without_challenge", domain, source=STRANGER)
+    assert r.ok, r.explain()  # a domain without ACLs admits nobody
+
+    assert edge.cli("acl", "create", "newco-pbx").returncode == 0
+    assert edge.cli("acl", "add-ip", "newco-pbx", f"{STRANGER}/32").returncode == 0
+    assert edge.cli("domain", "attach", "newco", "newco-pbx").returncode == 0
+    r = call(edge, tmp_path, "call_answered", domain, source=STRANGER)
+    assert r.ok, r.explain()
+
+    assert edge.cli("acl", "remove-ip", "newco-pbx", STRANGER).returncode == 0
+    r = call(edge, tmp_path, "refused_403_without_challenge", domain, source=STRANGER)
+    assert r.ok, r.explain()
+
+    added = edge.cli("acl", "add-account", "newco-pbx", "44000000", stdin="pw-from-stdin\n")
+    assert added.returncode == 0, added.stderr
+    r = call(edge, tmp_path, "call_answered_after_challenge", domain, source=STRANGER,
+             from_user="44000000", auth=("44000000", "pw-from-stdin"))
+    assert r.ok, r.explain()
+
+
+def test_options_register_and_other_methods(edge: Edge) -> None:
+    edge.provision(customer(acme=["office"]))
+    target = (edge.host, edge.port)
+    ok = sip_request(target, "OPTIONS", f"sip:{edge.address}")
+    assert status_of(ok) == 200
+    assert "Allow: INVITE" in (ok or "")
+    register = sip_request(target, "REGISTER", f"sip:acme.{BASE}")
+    assert status_of(register) == 405
+    assert "Allow: INVITE" in (register or "")
+    assert status_of(sip_request(target, "MESSAGE", f"sip:{NUMBER}@acme.{BASE}")) == 405
+    assert status_of(sip_request(target, "BYE", f"sip:{NUMBER}@acme.{BASE}")) == 481
+
+
+def test_forged_route_set_is_not_relayed(edge: Edge) -> None:
+    """An in-dialog INVITE with a Route set the edge never signed does not reach a POP."""
+    edge.provision(customer(acme=["office"]))
+    reply = sip_request(
+        (edge.host, edge.port), "INVITE", f"sip:{NUMBER}@acme.{BASE}",
+        source=STRANGER,
+        headers=[f"Route: <sip:{edge.address};lr>", "To: <sip:x@y>;tag=forged"],
+    )
+    assert status_of(reply) == 403
+    assert "reason=forged-route" in edge.log()
+
+
+def test_refusals_are_logged_with_reason_domain_and_source(edge: Edge, tmp_path: Path) -> None:
+    edge.provision(customer(acme=["roaming"]))
+    call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
+         source=ROAMING, from_user=USER, auth=(USER, "not-the-password"))
+    lines = [ln for ln in edge.log().splitlines() if "reason=wrong-credentials" in ln]
+    assert lines and "domain=acme" in lines[-1] and f"src={ROAMING}:" in lines[-1]
+    assert "not-the-password" not in edge.log()

@@ -1,0 +1,91 @@
+"""End to end: the edge fails closed while Redis is down or wedged, and recovers by itself.
+
+These tests stop and freeze Redis, so they get a Redis and an edge of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import BASE, Edge, Gateway, RedisServer, run_sipp, sip_request, status_of
+
+pytestmark = pytest.mark.e2e
+
+PBX = "127.0.0.1"
+USER, PASSWORD = "31000000", "pw"
+CONFIG = {
+    "acls": {
+        "office": {"ips": [f"{PBX}/32"]},
+        "roaming": {"accounts": [{"username": USER, "password": PASSWORD}]},
+    },
+    "domains": {"acme": {"acls": ["office", "roaming"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory,
+           gateways: dict[str, Gateway]) -> Iterator[tuple[RedisServer, Edge]]:
+    work = tmp_path_factory.mktemp("outage")
+    server = RedisServer(work / "redis")
+    server.start()
+    edge = Edge(work / "edge", server.url, {p: g.uri for p, g in gateways.items()})
+    edge.start()
+    edge.provision(CONFIG)
+    yield server, edge
+    edge.stop()
+    server.resume() if server.proc else None
+    server.stop(save=False)
+
+
+def ip_call(edge: Edge, tmp_path: Path, scenario: str):  # type: ignore[no-untyped-def]
+    return run_sipp(scenario, edge.address, workdir=tmp_path, number="+3123456789",
+                    domain=f"acme.{BASE}", source=PBX)
+
+
+def test_redis_stopped_gives_503_then_service_resumes(
+    outage: tuple[RedisServer, Edge], tmp_path: Path
+) -> None:
+    server, edge = outage
+    assert ip_call(edge, tmp_path, "call_answered").ok
+
+    server.stop(save=True)
+    try:
+        refused = ip_call(edge, tmp_path, "refused_503_store_down")
+        assert refused.ok, refused.explain()  # 503 carrying Retry-After
+        digest = run_sipp("refused_503_store_down", edge.address, workdir=tmp_path,
+                          number="+3123456789", domain=f"acme.{BASE}", source="127.0.0.2",
+                          from_user=USER, auth=(USER, PASSWORD))
+        assert digest.ok, digest.explain()  # nobody is let in unauthenticated
+    finally:
+        server.start()
+
+    again = ip_call(edge, tmp_path, "call_answered")
+    assert again.ok, again.explain()
+    assert "reason=store-unavailable" in edge.log()
+
+
+def test_wedged_redis_gives_503_within_the_timeout(
+    outage: tuple[RedisServer, Edge], tmp_path: Path
+) -> None:
+    server, edge = outage
+    server.pause()
+    try:
+        refused = ip_call(edge, tmp_path, "refused_503_store_down")
+        assert refused.ok, refused.explain()
+        # The Redis timeout is 100 ms: the 503 comes before a UAC's first retransmission
+        # (T1 = 500 ms), so no worker is tied up waiting on Redis.
+        started = time.monotonic()
+        reply = sip_request((edge.host, edge.port), "INVITE", f"sip:+3123456789@acme.{BASE}",
+                            source=PBX, timeout=0.5)
+        elapsed = time.monotonic() - started
+        assert status_of(reply) == 503, reply
+        assert "Retry-After: 7" in (reply or "")
+        assert elapsed < 0.5
+    finally:
+        server.resume()
+    again = ip_call(edge, tmp_path, "call_answered")
+    assert again.ok, again.explain()

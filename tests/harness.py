@@ -1,0 +1,343 @@
+"""Real processes for the tests: redis-server, the edge (`trunkedge run`), SIPp UAC/UAS.
+
+Everything binds loopback addresses on free ports and is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = ROOT / ".venv" / "bin"
+SCENARIOS = ROOT / "sipp-scenarios"
+BASE = "sip.example.net"
+POPS = ("eu1", "eu2", "us1", "us2", "apac1", "apac2")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on `host`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as t:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            with socket.socket(family, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind((host, port))
+                except OSError:
+                    continue
+            return int(port)
+    raise RuntimeError("no free port")
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# -- Redis ---------------------------------------------------------------------------------
+class RedisServer:
+    """A redis-server of the tests' own, on a free loopback port, data in `workdir`."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.dir), "--dbfilename", "dump.rdb", "--save", "",
+             "--appendonly", "no", "--protected-mode", "yes"],
+            stdout=(self.dir / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+        )
+        wait_until(self.ping, 10, "redis-server")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self, save: bool = True) -> None:
+        """Stop the server; with `save`, its data is reloaded by the next start()."""
+        if self.proc is None:
+            return
+        if save and self.proc.poll() is None:
+            self.client().save()
+        stop_process(self.proc)
+        self.proc = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections hang, as with a slow or wedged Redis."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+# -- SIPp ----------------------------------------------------------------------------------
+@dataclass
+class SippResult:
+    returncode: int
+    log: str
+    errors: str
+    stdout: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def landed(self) -> list[str]:
+        """Gateways that answered, from the scenario's `landed=` log lines."""
+        return [ln.split("=", 1)[1].strip() for ln in self.log.splitlines()
+                if ln.startswith("landed=")]
+
+    def explain(self) -> str:
+        return f"rc={self.returncode}\n--log--\n{self.log}\n--errors--\n{self.errors[-3000:]}"
+
+
+class Gateway:
+    """A POP gateway: a long-running SIPp UAS that names itself in X-Gateway."""
+
+    def __init__(self, name: str, workdir: Path, host: str = "127.0.0.1") -> None:
+        self.name = name
+        self.host = host
+        self.port = free_port(host)
+        self.uri = f"sip:{host}:{self.port}"
+        self.dir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "gateway_answers.xml"), "-key", "gw", self.name,
+             "-i", self.host, "-p", str(self.port), "-mp", str(free_port(self.host)),
+             "-nostdin", "-trace_err", "-error_file", str(self.dir / f"{self.name}.err")],
+            stdout=subprocess.DEVNULL, stderr=(self.dir / f"{self.name}.stderr").open("ab"),
+            cwd=self.dir,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+def run_sipp(
+    scenario: str,
+    edge: str,
+    *,
+    workdir: Path,
+    number: str,
+    domain: str,
+    from_user: str = "pbx",
+    source: str = "127.0.0.1",
+    auth: tuple[str, str] | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    transport: str = "u1",
+    timeout: float = 20,
+    extra: Sequence[str] = (),
+) -> SippResult:
+    """Run a UAC scenario against `edge` (host:port); returns once SIPp exits."""
+    run_dir = workdir / f"sipp-{uuid.uuid4().hex[:8]}"
+    run_dir.mkdir(parents=True)
+    log, err = run_dir / "calls.log", run_dir / "errors.log"
+    argv = [
+        "sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), edge,
+        "-i", source, "-p", str(free_port(source)), "-mp", str(free_port(source)),
+        "-t", transport, "-m", str(calls), "-s", number,
+        "-key", "domain", domain, "-key", "from_user", from_user,
+        "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
+        "-trace_logs", "-log_file", str(log), "-trace_err", "-error_file", str(err),
+    ]
+    if rate:
+        argv += ["-r", str(rate)]
+    if auth:
+        argv += ["-au", auth[0], "-ap", auth[1], "-auth_uri", f"sip:{number}@{domain}"]
+    argv += list(extra)
+    proc = subprocess.run(argv, cwd=run_dir, capture_output=True, timeout=timeout + 30)
+    read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+    return SippResult(proc.returncode, read(log), read(err), proc.stdout.decode(errors="replace"))
+
+
+# -- a tiny SIP client for what SIPp does not check -----------------------------------------
+def sip_request(
+    edge: tuple[str, int],
+    method: str,
+    ruri: str,
+    *,
+    source: str = "127.0.0.1",
+    headers: Iterable[str] = (),
+    timeout: float = 2.0,
+) -> str | None:
+    """Send one request over UDP; return the first final (or only) response, or None."""
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        host, port = s.getsockname()[:2]
+        branch = "z9hG4bK" + uuid.uuid4().hex
+        via_host = f"[{host}]" if family == socket.AF_INET6 else host
+        fields = {
+            "Via": f"SIP/2.0/UDP {via_host}:{port};branch={branch};rport",
+            "Max-Forwards": "70",
+            "From": f"<sip:probe@{via_host}>;tag={uuid.uuid4().hex[:8]}",
+            "To": f"<{ruri}>",
+            "Call-ID": uuid.uuid4().hex,
+            "CSeq": f"1 {method}",
+            "Contact": f"<sip:probe@{via_host}:{port}>",
+        }
+        extra = []
+        for h in headers:  # a header named like a default one replaces it
+            name, value = h.split(":", 1)
+            if name in fields:
+                fields[name] = value.strip()
+            else:
+                extra.append(h)
+        lines = [f"{method} {ruri} SIP/2.0", *(f"{k}: {v}" for k, v in fields.items()),
+                 *extra, "Content-Length: 0"]
+        s.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), edge)
+        s.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = s.recv(65535).decode(errors="replace")
+            except TimeoutError:
+                return None
+            if not data.startswith("SIP/2.0 1"):
+                return data
+        return None
+
+
+def status_of(response: str | None) -> int | None:
+    return int(response.split()[1]) if response else None
+
+
+# -- the edge ------------------------------------------------------------------------------
+@dataclass
+class Edge:
+    """`trunkedge run` with its own settings file, runtime folder and log."""
+
+    workdir: Path
+    redis_url: str
+    gateways: dict[str, str]
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    extra_listen: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def settings_path(self) -> Path:
+        return self.workdir / "settings.yaml"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "kamailio.log"
+
+    def write_settings(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "listen": [f"udp:{self.host}:{self.port}", f"tcp:{self.host}:{self.port}",
+                       *self.extra_listen],
+            "base_domain": BASE,
+            "redis": {"url": self.redis_url, "prefix": "te-test:", "timeout_ms": 100},
+            "pops": {pop: [uri] for pop, uri in self.gateways.items()},
+            "auth": {"secret": "test-secret", "nonce_expire": 300},
+            "kamailio": {"children": 2, "tcp_children": 2, "shm_mb": 128, "pkg_mb": 16},
+            "retry_after": 7,
+        }
+        self.settings_path.write_text(yaml.safe_dump(settings))
+
+    def start(self) -> None:
+        self.write_settings()
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "trunkedge"), "run", "--config", str(self.settings_path),
+             "--rundir", str(self.workdir / "run")],
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until(self.ready, 20, "the edge to answer OPTIONS", interval=0.2)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"edge did not start:\n{self.log()[-4000:]}") from None
+
+    def ready(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"edge exited:\n{self.log()[-4000:]}")
+        reply = sip_request((self.host, self.port), "OPTIONS", f"sip:{self.address}",
+                            timeout=0.3)
+        return status_of(reply) == 200
+
+    def children(self) -> list[int]:
+        """PIDs of Kamailio processes whose parent is the edge's main process."""
+        if self.proc is None:
+            return []
+        out = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                out.append(int(stat.parent.name))
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15)
+            self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Provision through the product's command line, on this edge's settings."""
+        return subprocess.run(
+            [str(VENV_BIN / "trunkedge"), "--config", str(self.settings_path), *args],
+            input=stdin, capture_output=True, text=True, timeout=30,
+        )
+
+    def provision(self, config: dict[str, object]) -> None:
+        path = self.workdir / f"import-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = self.cli("import", str(path))
+        assert result.returncode == 0, result.stderr
+

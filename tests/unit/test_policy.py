@@ -1,0 +1,153 @@
+"""Table-driven tests of the admission core: every rule of SPEC "Admission of a call"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from trunkedge.model import AccountView, AclView, DomainView, Lookup
+from trunkedge.names import network
+from trunkedge.policy import (
+    Admit,
+    CallFacts,
+    Challenge,
+    Credentials,
+    Decision,
+    DigestResult,
+    Refuse,
+    decide,
+)
+from trunkedge.target import Target
+
+REALM = "sip.example.net"
+PBX, PBX6, OTHER = "192.0.2.10", "2001:db8::10", "198.51.100.7"
+
+
+def acl(name: str, nets: tuple[str, ...] = (), accounts: bool = False) -> AclView:
+    return AclView(name, tuple(network(n) for n in nets), accounts)
+
+
+IP_ONLY = acl("ip", ("192.0.2.0/24", "2001:db8::/64"))
+ACCOUNTS = acl("acct", accounts=True)
+BOTH = acl("both", ("192.0.2.10/32",), accounts=True)
+NEITHER = acl("neither")
+
+ALICE = AccountView("31000000", "acct", REALM, {"MD5": "a" * 32})
+BOB = AccountView("31000001", "both", REALM, {"MD5": "b" * 32})
+
+
+DEFAULT_FORM = Target("acme", None)
+ADMIT_IP = Admit("eu1", "ip", None)
+
+
+@dataclass
+class Case:
+    id: str
+    acls: tuple[AclView, ...]
+    src: str = PBX
+    creds: str | None = None  # username in Proxy-Authorization
+    digest: DigestResult = DigestResult.OK
+    account: AccountView | None = None
+    from_user: str | None = None
+    number: str = "+3123456789"
+    target: Target | None = DEFAULT_FORM
+    known: bool = True
+    realm: str = REALM
+    want: Decision = ADMIT_IP
+
+
+def admit(acl_name: str, user: str | None = None, pop: str = "eu1") -> Admit:
+    return Admit(pop, acl_name, user)
+
+
+def forbidden(reason: str) -> Refuse:
+    return Refuse(403, "Forbidden", reason)
+
+
+CASES = [
+    # the domain
+    Case("foreign host", (IP_ONLY,), target=None, want=forbidden("foreign-host")),
+    Case("unknown domain", (IP_ONLY,), known=False, want=forbidden("unknown-domain")),
+    Case("no acl attached", (), want=forbidden("address-not-allowed")),
+    # IP-only ACLs
+    Case("ip acl, listed v4", (IP_ONLY,), want=admit("ip")),
+    Case("ip acl, listed v6", (IP_ONLY,), src=PBX6, want=admit("ip")),
+    Case("ip acl, unlisted: 403, no challenge", (IP_ONLY,), src=OTHER,
+         want=forbidden("address-not-allowed")),
+    Case("ip acl, unlisted even with credentials", (IP_ONLY,), src=OTHER, creds="31000000",
+         account=ALICE, want=forbidden("address-not-allowed")),
+    Case("ip acl, pinned pop", (IP_ONLY,), target=Target("acme", "us2"),
+         want=admit("ip", pop="us2")),
+    # accounts-only ACLs
+    Case("account acl, no credentials: challenge", (ACCOUNTS,), src=OTHER, want=Challenge()),
+    Case("account acl, right digest", (ACCOUNTS,), src=OTHER, creds="31000000", account=ALICE,
+         want=admit("acct", "31000000")),
+    Case("account acl, wrong digest: 403", (ACCOUNTS,), src=OTHER, creds="31000000",
+         account=ALICE, digest=DigestResult.WRONG, want=forbidden("wrong-credentials")),
+    Case("account acl, stale nonce: challenge stale", (ACCOUNTS,), src=OTHER, creds="31000000",
+         account=ALICE, digest=DigestResult.STALE, want=Challenge(stale=True)),
+    Case("account acl, unknown user: 403", (ACCOUNTS,), src=OTHER, creds="nobody",
+         want=forbidden("unknown-or-foreign-account")),
+    Case("account acl, account of an unattached acl: 403", (ACCOUNTS,), src=OTHER,
+         creds="31000001", account=BOB, want=forbidden("unknown-or-foreign-account")),
+    Case("account acl, auth user is not the From user", (ACCOUNTS,), src=OTHER,
+         creds="31000000", account=ALICE, from_user="31000009",
+         want=forbidden("auth-user-not-from-user")),
+    Case("account acl, credentials for another realm: challenge", (ACCOUNTS,), src=OTHER,
+         creds="31000000", account=ALICE, realm="other.example", want=Challenge()),
+    # both-required ACLs
+    Case("both, listed + right digest", (BOTH,), creds="31000001", account=BOB,
+         want=admit("both", "31000001")),
+    Case("both, listed + no credentials: challenge", (BOTH,), want=Challenge()),
+    Case("both, listed + wrong digest: 403", (BOTH,), creds="31000001", account=BOB,
+         digest=DigestResult.WRONG, want=forbidden("wrong-credentials")),
+    Case("both, unlisted + right digest: 403 unchallenged", (BOTH,), src=OTHER,
+         creds="31000001", account=BOB, want=forbidden("address-not-allowed")),
+    # ACL with neither admits nothing, and never challenges
+    Case("neither", (NEITHER,), want=forbidden("address-not-allowed")),
+    # any one ACL may admit
+    Case("any: ip acl admits although account acl would challenge", (ACCOUNTS, IP_ONLY),
+         want=admit("ip")),
+    Case("any: unlisted falls to the account acl", (IP_ONLY, ACCOUNTS), src=OTHER,
+         want=Challenge()),
+    Case("any: unlisted, both + ip acls: 403 unchallenged", (IP_ONLY, BOTH, NEITHER), src=OTHER,
+         want=forbidden("address-not-allowed")),
+    # the number, once admitted
+    Case("short number: 484", (IP_ONLY,), number="1234567",
+         want=Refuse(484, "Address Incomplete", "not-e164")),
+    Case("long number: 484", (IP_ONLY,), number="+1234567890123456",
+         want=Refuse(484, "Address Incomplete", "not-e164")),
+    Case("letters: 484", (IP_ONLY,), number="12345678a", want=Refuse(484, "Address Incomplete",
+                                                                      "not-e164")),
+    Case("8 digits ok", (IP_ONLY,), number="12345678", want=admit("ip")),
+    Case("15 digits with + ok", (IP_ONLY,), number="+123456789012345", want=admit("ip")),
+    Case("bad number from an unlisted address: 403, not 484", (IP_ONLY,), src=OTHER,
+         number="12", want=forbidden("address-not-allowed")),
+    Case("bad number before auth: challenge, not 484", (ACCOUNTS,), src=OTHER, number="12",
+         want=Challenge()),
+    Case("garbage source address", (IP_ONLY,), src="not-an-ip",
+         want=forbidden("bad-source-address")),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_admission(case: Case) -> None:
+    verified: list[str] = []
+
+    def verify(account: AccountView) -> DigestResult:
+        verified.append(account.username)
+        return case.digest
+
+    facts = CallFacts(
+        source_ip=case.src,
+        ruri_user=case.number,
+        from_user=case.from_user or case.creds or "pbx",
+        credentials=Credentials(case.creds, case.realm) if case.creds else None,
+    )
+    domain = DomainView("acme", case.acls) if case.known else None
+    got = decide(case.target, facts, Lookup(domain, case.account), verify,
+                 realm=REALM, default_pop="eu1")
+    assert got == case.want
+    # The digest is only ever checked for the account the credentials name.
+    assert verified in ([], [case.creds])
