@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian 12 machine (run as root):
+# Idempotent set-up for a fresh Debian 12 machine (run as root): scripts/setup.sh [--test]
 # Debian packages (Kamailio 5.6, SIPp, Redis) and a virtual environment at .venv/
 # made with /usr/bin/python3, the interpreter Kamailio's app_python3 embeds.
 set -euo pipefail
@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules
           kamailio-utils-modules sip-tester redis-server python3-venv)
+# With --test: what only the tests need. docker-compose (Debian's) validates
+# docker-compose.yml without a Docker engine when the `docker compose` plugin is absent.
+if [[ ${1:-} == --test ]] && ! docker compose version >/dev/null 2>&1; then
+    PACKAGES+=(docker-compose)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
