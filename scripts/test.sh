@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
-.venv/bin/ruff check kemi kamailio tests
+.venv/bin/ruff check kemi kamailio tests bench
 .venv/bin/mypy
 exec .venv/bin/pytest -ra "$@"

@@ -5,6 +5,7 @@ Everything binds loopback addresses on free ports and is stopped by its own PID.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -257,6 +258,9 @@ class Edge:
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     extra_listen: tuple[str, ...] = ()
+    children: int = 2
+    shm_mb: int = 128
+    log_level: int = 2
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -280,7 +284,8 @@ class Edge:
             "redis": {"url": self.redis_url, "prefix": "te-test:", "timeout_ms": 100},
             "pops": {pop: [uri] for pop, uri in self.gateways.items()},
             "auth": {"secret": "test-secret", "nonce_expire": 300},
-            "kamailio": {"children": 2, "tcp_children": 2, "shm_mb": 128, "pkg_mb": 16},
+            "kamailio": {"children": self.children, "tcp_children": 2, "shm_mb": self.shm_mb,
+                         "pkg_mb": 16, "log_level": self.log_level},
             "retry_after": 7,
         }
         self.settings_path.write_text(yaml.safe_dump(settings))
@@ -306,7 +311,7 @@ class Edge:
                             timeout=0.3)
         return status_of(reply) == 200
 
-    def children(self) -> list[int]:
+    def children_pids(self) -> list[int]:
         """PIDs of Kamailio processes whose parent is the edge's main process."""
         if self.proc is None:
             return []
@@ -319,6 +324,18 @@ class Edge:
             if int(fields[1]) == self.proc.pid:
                 out.append(int(stat.parent.name))
         return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the edge's Kamailio processes so far (from /proc)."""
+        assert self.proc is not None
+        ticks = 0
+        for pid in [self.proc.pid, *self.children_pids()]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc is not None:
