@@ -50,9 +50,11 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> 
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def stop_process(
+    proc: subprocess.Popen[bytes], timeout: float = 10, sig: int = signal.SIGTERM
+) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -337,10 +339,13 @@ class Edge:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
         return ticks / os.sysconf("SC_CLK_TCK")
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout=15)
-            self.proc = None
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop Kamailio (SIGTERM or SIGINT) and return its exit status."""
+        if self.proc is None:
+            return None
+        stop_process(self.proc, timeout=15, sig=sig)
+        status, self.proc = self.proc.returncode, None
+        return status
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
