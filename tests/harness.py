@@ -6,6 +6,7 @@ Everything binds loopback addresses on free ports and is stopped by its own PID.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
@@ -39,6 +41,27 @@ def free_port(host: str = "127.0.0.1") -> int:
                     continue
             return int(port)
     raise RuntimeError("no free port")
+
+
+def free_media_port(host: str = "127.0.0.1") -> int:
+    """A base port for SIPp's media sockets (audio and video RTP/RTCP: base..base+3),
+    outside the kernel's ephemeral range so that other sockets do not take them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        base = random.randrange(20000, 30000, 4)
+        socks = []
+        try:
+            for port in range(base, base + 4):
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise RuntimeError("no free media ports")
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
@@ -133,25 +156,49 @@ class SippResult:
 
 
 class Gateway:
-    """A POP gateway: a long-running SIPp UAS that names itself in X-Gateway."""
+    """A POP gateway: a long-running SIPp UAS that names itself in X-Gateway.
 
-    def __init__(self, name: str, workdir: Path, host: str = "127.0.0.1") -> None:
+    It answers calls (gateway_answers.xml), or runs another gateway scenario
+    (`scenario="gateway_busy_486"`). It always answers the edge's OPTIONS keepalives.
+    """
+
+    def __init__(self, name: str, workdir: Path, host: str = "127.0.0.1",
+                 scenario: str = "gateway_answers") -> None:
         self.name = name
         self.host = host
         self.port = free_port(host)
         self.uri = f"sip:{host}:{self.port}"
         self.dir = workdir
+        self.scenario = scenario
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(SCENARIOS / "gateway_answers.xml"), "-key", "gw", self.name,
-             "-i", self.host, "-p", str(self.port), "-mp", str(free_port(self.host)),
+            ["sipp", "-sf", str(SCENARIOS / f"{self.scenario}.xml"), "-key", "gw", self.name,
+             "-i", self.host, "-p", str(self.port), "-mp", str(free_media_port(self.host)),
              "-nostdin", "-trace_err", "-error_file", str(self.dir / f"{self.name}.err")],
             stdout=subprocess.DEVNULL, stderr=(self.dir / f"{self.name}.stderr").open("ab"),
             cwd=self.dir,
         )
+        # SIPp binds its port before reading the scenario; wait until it is taken.
+        wait_until(lambda: self._port_taken(), 5, f"gateway {self.name} to listen")
+
+    def _port_taken(self) -> bool:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((self.host, self.port))
+            except OSError:
+                return True
+            return False
+
+    def kill(self) -> None:
+        """Die at once (SIGKILL), as a crashed gateway does."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -173,6 +220,7 @@ def run_sipp(
     rate: float | None = None,
     transport: str = "u1",
     timeout: float = 20,
+    hold_ms: int = 200,
     extra: Sequence[str] = (),
 ) -> SippResult:
     """Run a UAC scenario against `edge` (host:port); returns once SIPp exits."""
@@ -181,9 +229,9 @@ def run_sipp(
     log, err = run_dir / "calls.log", run_dir / "errors.log"
     argv = [
         "sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), edge,
-        "-i", source, "-p", str(free_port(source)), "-mp", str(free_port(source)),
+        "-i", source, "-p", str(free_port(source)), "-mp", str(free_media_port(source)),
         "-t", transport, "-m", str(calls), "-s", number,
-        "-key", "domain", domain, "-key", "from_user", from_user,
+        "-key", "domain", domain, "-key", "from_user", from_user, "-d", str(hold_ms),
         "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
         "-trace_logs", "-log_file", str(log), "-trace_err", "-error_file", str(err),
     ]
@@ -263,6 +311,7 @@ class Edge:
     children: int = 2
     shm_mb: int = 128
     log_level: int = 2
+    routing: dict[str, object] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -289,6 +338,7 @@ class Edge:
             "kamailio": {"children": self.children, "tcp_children": 2, "shm_mb": self.shm_mb,
                          "pkg_mb": 16, "log_level": self.log_level},
             "retry_after": 7,
+            "routing": self.routing,
         }
         self.settings_path.write_text(yaml.safe_dump(settings))
 
@@ -296,7 +346,7 @@ class Edge:
         self.write_settings()
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "trunkedge"), "run", "--config", str(self.settings_path),
-             "--rundir", str(self.workdir / "run")],
+             "--rundir", str(self.rundir)],
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -349,6 +399,20 @@ class Edge:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def rundir(self) -> Path:
+        return self.workdir / "run"
+
+    def status(self) -> dict[str, Any]:
+        """`trunkedge status`: POPs, gateway states and counters."""
+        out = self.cli("status", "--rundir", str(self.rundir))
+        assert out.returncode == 0, out.stderr
+        return dict(yaml.safe_load(out.stdout))
+
+    def gateway_states(self) -> dict[str, str]:
+        return {gw["uri"]: gw["state"] for pop in self.status()["pops"].values()
+                for gw in pop["gateways"]}
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Provision through the product's command line, on this edge's settings."""

@@ -25,11 +25,21 @@ from trunkedge.policy import (
     Refuse,
     decide,
 )
+from trunkedge.pops import (
+    POP_NAMES,
+    POP_OF_SET,
+    PopPlan,
+    dispatcher_rules,
+    gateway_unreachable,
+    should_fail_over,
+)
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
 from trunkedge.store import Store
 from trunkedge.target import parse_target
 
 _QOP_AUTH, _STALE = 1, 16  # auth_challenge flags
+METRICS = "te_metrics"  # htable of counters, dumped by `trunkedge status`
+FAILURE_ROUTE = "ksr_failure_route"
 
 
 def _pv(name: str) -> str:
@@ -44,8 +54,15 @@ class Edge:
         self.settings = settings
         self.realm = settings.realm
         self.secret = secret
-        self.pops = frozenset(settings.pops)
+        self.pops = frozenset(POP_NAMES)
         self.store = Store(settings.redis)
+        r = settings.routing
+        self.plan = PopPlan(settings.default_pop, r.region_order, frozenset(settings.pops))
+        self.ring_ms = r.ring_timeout_s * 1000
+        self.branch_ms = r.branch_timeout_ms
+        self.retry_after = f"Retry-After: {settings.retry_after}\r\n"
+        self.strip_re = "^(" + "|".join(r.strip_reply_headers) + ")$" if r.strip_reply_headers \
+            else ""
 
     # -- app_python3 entry points ---------------------------------------------------------
     def child_init(self, rank: int) -> int:
@@ -61,6 +78,21 @@ class Edge:
         return 1
 
     def ksr_reply_route(self, msg: object) -> int:
+        """Replies on their way to the customer lose the trusted realm's internal headers."""
+        if self.strip_re:
+            KSR.textops.remove_hf_re(self.strip_re)
+        return 1
+
+    def ksr_failure_route(self, msg: object) -> int:
+        try:
+            self.failure()
+        except Exception:
+            trace = traceback.format_exc().replace("\n", " | ")
+            KSR.err(f"trunkedge: internal error in failure route: {trace}\n")
+        return 1
+
+    def ksr_dispatcher_event(self, event: str) -> int:
+        KSR.notice(f"trunkedge: gateway {event.split('-')[-1]} {_pv('$ru')}\n")
         return 1
 
     # -- routing --------------------------------------------------------------------------
@@ -106,6 +138,7 @@ class Edge:
         """Requests inside a dialog follow the Record-Route set the edge signed."""
         if KSR.rr.loose_route() > 0:
             if KSR.rr.check_route_param(route_param(self.secret, _pv("$ci"))) > 0:
+                KSR.tm.t_set_fr(self.ring_ms, 5000)
                 KSR.tm.t_relay()
             else:
                 self.log_refusal(Refuse(403, "Forbidden", "forged-route"), "")
@@ -139,12 +172,11 @@ class Edge:
             except StoreUnavailable as e:
                 KSR.warn(f"trunkedge: store unavailable, answering 503: {e}\n")
                 self.log_refusal(Refuse(503, "Service Unavailable", "store-unavailable"), domain)
-                retry = f"Retry-After: {self.settings.retry_after}\r\n"
-                self.reply(503, "Service Unavailable", retry)
+                self.reply(503, "Service Unavailable", self.retry_after)
                 return
             decision = decide(
                 target, facts, lookup, self.verify_digest,
-                realm=self.realm, default_pop=self.settings.default_pop,
+                realm=self.realm, plan=self.plan,
             )
         if isinstance(decision, Admit):
             self.relay(decision)
@@ -169,16 +201,58 @@ class Edge:
         return DigestResult.WRONG
 
     def relay(self, admit: Admit) -> None:
+        """Relay to the first live gateway of the first POP; failover walks the rest."""
         if admit.username:
             KSR.auth.consume_credentials()  # the POP never sees the customer's digest
+        rules = dispatcher_rules(admit.pops, self.settings.pops)
+        if KSR.dispatcher.ds_select_routes(rules, "d") < 0:
+            self.log_refusal(Refuse(503, "Service Unavailable", "no-gateway-up"), "")
+            self.reply(503, "Service Unavailable", self.retry_after)
+            return
         KSR.rr.record_route_params(route_param(self.secret, _pv("$ci")))
-        KSR.setdsturi(self.settings.pops[admit.pop][0])
+        pop = self.current_pop()
+        self.count(f"admitted:{admit.acl}", f"sent:{pop}", f"sent:{pop}:{_pv('$du')}")
         KSR.info(
-            f"trunkedge: admitted pop={admit.pop} acl={admit.acl} user={admit.username or '-'}"
-            f" src={_pv('$si')} ruri={_pv('$ru')} callid={_pv('$ci')}\n"
+            f"trunkedge: admitted pops={','.join(admit.pops)} first={pop} gw={_pv('$du')}"
+            f" acl={admit.acl} user={admit.username or '-'} src={_pv('$si')}"
+            f" ruri={_pv('$ru')} callid={_pv('$ci')}\n"
         )
+        self.forward()
+
+    def forward(self) -> None:
+        KSR.tm.t_on_failure(FAILURE_ROUTE)
+        KSR.tm.t_set_fr(self.ring_ms, self.branch_ms)
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()
+
+    def failure(self) -> None:
+        """A gateway failed: next gateway (same POP, then the next POP) or one final 503."""
+        if KSR.tm.t_is_canceled() > 0:
+            return
+        code = KSR.tm.t_get_status_code()
+        if not should_fail_over(code):
+            return  # the far end's answer (404, 486, 603, ...) goes back as it is
+        pop, gw = self.current_pop(), _pv("$xavp(_dsdst_=>uri)")
+        if gateway_unreachable(code, KSR.tm.t_branch_replied() > 0):
+            KSR.dispatcher.ds_mark_dst_state("ip")  # skipped until its OPTIONS are answered again
+        self.count(f"failover:{pop}", f"failover:{pop}:{gw}")
+        if KSR.dispatcher.ds_next_dst() > 0:
+            nxt = self.current_pop()
+            self.count(f"sent:{nxt}", f"sent:{nxt}:{_pv('$du')}")
+            KSR.notice(f"trunkedge: failover code={code} from={pop}:{gw} to={nxt}:{_pv('$du')}"
+                       f" callid={_pv('$ci')}\n")
+            self.forward()
+            return
+        KSR.notice(f"trunkedge: all gateways failed code={code} last={pop}:{gw}"
+                   f" callid={_pv('$ci')}\n")
+        self.count("refused:all-gateways-failed")
+        KSR.hdr.append_to_reply(self.retry_after)
+        KSR.tm.t_reply(503, "Service Unavailable")
+
+    def current_pop(self) -> str:
+        """The POP of the destination dispatcher selected last (head of its XAVP list)."""
+        group = KSR.pv.get("$xavp(_dsdst_=>grp)")
+        return POP_OF_SET.get(int(group), "?") if group is not None else "?"
 
     # -- helpers --------------------------------------------------------------------------
     def reply(self, code: int, phrase: str, headers: str = "") -> None:
@@ -186,7 +260,12 @@ class Edge:
             KSR.hdr.append_to_reply(headers)
         KSR.sl.sl_send_reply(code, phrase)
 
+    def count(self, *names: str) -> None:
+        for name in names:
+            KSR.htable.sht_inc(METRICS, name)
+
     def log_refusal(self, refusal: Refuse, domain: str) -> None:
+        self.count(f"refused:{refusal.reason}")
         KSR.notice(
             f"trunkedge: refused {refusal.code} reason={refusal.reason} method={_pv('$rm')}"
             f" domain={domain or '-'} host={_pv('$rd')} src={_pv('$si')}:{_pv('$sp')}"

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 import yaml
 
-from trunkedge.errors import ConfigError
+from trunkedge.errors import ConfigError, TrunkEdgeError
 from trunkedge.provisioning import Provisioner, dump_config, parse_config
 from trunkedge.schema import Keys
 from trunkedge.settings import SETTINGS_ENV, Settings, load_settings
@@ -42,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
             parser.add_argument(arg)
         return parser
 
+    rundir_help = "the edge's runtime folder (default: per settings file)"
     run = add(sub, "run", help="run Kamailio in the foreground with the edge's routing")
-    run.add_argument("--rundir", type=Path, help="runtime folder (default: per settings file)")
+    run.add_argument("--rundir", type=Path, help=rundir_help)
+    st = add(sub, "status", help="POPs and gateways (state, calls sent, failovers), counters")
+    st.add_argument("--rundir", type=Path, help=rundir_help)
+    rl = add(sub, "reload-gateways", help="re-read the settings' pops into the running edge")
+    rl.add_argument("--rundir", type=Path, help=rundir_help)
 
     dom = add(sub, "domain", help="customer domains").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
@@ -51,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     add(dom, "list")
     for op in ("attach", "detach"):
         add(dom, op, "domain", "acl")
+    add(dom, "set-pop", "domain", "pop",
+        help="POP that <domain>.sip.<base> tries first (or 'default': the edge's)")
 
     acl = add(sub, "acl", help="access control lists").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
@@ -113,6 +120,9 @@ def execute(args: argparse.Namespace) -> None:
         assert settings is not None
         run(settings, args.rundir)
         return
+    if args.cmd in ("status", "reload-gateways"):
+        _operate(args)
+        return
     prov = _provisioner(args)
     if args.cmd == "import":
         try:
@@ -135,6 +145,24 @@ def execute(args: argparse.Namespace) -> None:
         _acl(prov, args)
 
 
+def _operate(args: argparse.Namespace) -> None:
+    """Commands that talk to a running edge over its JSON-RPC socket."""
+    from trunkedge import rpc
+    from trunkedge.runner import default_rundir, render_gateways
+
+    settings = _settings(args, required=True)
+    assert settings is not None
+    rundir = args.rundir or default_rundir(settings)
+    if args.cmd == "reload-gateways":
+        render_gateways(settings, rundir)
+        rpc.call(rundir, "dispatcher.reload")
+        print(f"reloaded {sum(len(g) for g in settings.pops.values())} gateways "
+              f"in {len(settings.pops)} POPs")
+        return
+    metrics = rpc.counters(rpc.call(rundir, "htable.dump", "te_metrics"))
+    _print_yaml(rpc.status(rpc.call(rundir, "dispatcher.list"), metrics))
+
+
 def _domain(prov: Provisioner, args: argparse.Namespace) -> None:
     op = args.op
     if op == "create":
@@ -149,6 +177,8 @@ def _domain(prov: Provisioner, args: argparse.Namespace) -> None:
         prov.domain_attach(args.domain, args.acl)
     elif op == "detach":
         prov.domain_detach(args.domain, args.acl)
+    elif op == "set-pop":
+        prov.domain_set_pop(args.domain, None if args.pop == "default" else args.pop)
 
 
 def _acl(prov: Provisioner, args: argparse.Namespace) -> None:
@@ -184,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except redis.RedisError as e:
         print(f"trunkedge: error: redis: {e}", file=sys.stderr)
         return 3
+    except TrunkEdgeError as e:
+        print(f"trunkedge: error: {e}", file=sys.stderr)
+        return 4
     return 0
 
 

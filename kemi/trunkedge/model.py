@@ -36,6 +36,7 @@ class AccountView:
 class DomainView:
     name: str
     acls: tuple[AclView, ...]
+    pop: str | None = None  # provisioned POP for the default form
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 from trunkedge.errors import ConfigError
+from trunkedge.pops import POP_NAMES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -58,3 +59,9 @@ def password(text: object, field: str = "password") -> str:
     if not isinstance(text, str) or not text or len(text) > 256 or any(c in text for c in "\r\n"):
         raise ConfigError(field, "must be 1-256 characters on one line")
     return text
+
+
+def pop_name(text: object, field: str = "pop") -> str:
+    if text not in POP_NAMES:
+        raise ConfigError(field, f"{text!r} is not a POP ({', '.join(POP_NAMES)})")
+    return str(text)

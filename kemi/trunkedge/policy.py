@@ -6,7 +6,8 @@ Order of checks (SPEC "Admission of a call"):
 3. an IP-only ACL listing the source admits at once; otherwise digest credentials of an
    account of a candidate ACL are required (407 when missing or stale, 403 when wrong);
 4. the dialled number is E.164, else 484. It is checked only once the caller is admitted,
-   so nobody learns anything about a domain before passing its ACLs.
+   so nobody learns anything about a domain before passing its ACLs;
+5. the POPs to try, in order (pops.attempt_order); none configured for the call: 503.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from trunkedge.model import AccountView, Lookup
 from trunkedge.names import is_e164
+from trunkedge.pops import PopPlan
 from trunkedge.target import Target
 
 
@@ -52,7 +54,7 @@ class CallFacts:
 
 @dataclass(frozen=True)
 class Admit:
-    pop: str
+    pops: tuple[str, ...]  # POPs to try, in order
     acl: str
     username: str | None  # the authenticated account, None when admitted by address
 
@@ -85,7 +87,7 @@ def decide(
     verify: Verifier,
     *,
     realm: str,
-    default_pop: str,
+    plan: PopPlan,
 ) -> Decision:
     """Decide whether an out-of-dialog request is admitted, challenged or refused."""
     if target is None:
@@ -97,13 +99,13 @@ def decide(
         source = ipaddress.ip_address(facts.source_ip)
     except ValueError:
         return refuse_forbidden("bad-source-address")
-    pop = target.pop or default_pop
+    pops = plan.order(target.pop, domain.pop)
 
     candidates = []  # ACLs that need credentials and whose address rule (if any) holds
     for acl in domain.acls:
         listed = acl.lists(source)
         if listed and not acl.has_accounts:
-            return _number_check(facts, Admit(pop=pop, acl=acl.name, username=None))
+            return _admit(facts, Admit(pops=pops, acl=acl.name, username=None))
         if acl.has_accounts and (listed or not acl.networks):
             candidates.append(acl.name)
     if not candidates:
@@ -121,7 +123,7 @@ def decide(
         return refuse_forbidden("account-realm-mismatch")
     result = verify(account)
     if result is DigestResult.OK:
-        return _number_check(facts, Admit(pop=pop, acl=account.acl, username=account.username))
+        return _admit(facts, Admit(pops=pops, acl=account.acl, username=account.username))
     if result is DigestResult.STALE:
         return Challenge(stale=True)
     if result is DigestResult.MISSING:
@@ -129,7 +131,10 @@ def decide(
     return refuse_forbidden("wrong-credentials")
 
 
-def _number_check(facts: CallFacts, admit: Admit) -> Decision:
+def _admit(facts: CallFacts, admit: Admit) -> Decision:
+    """The admitted caller still needs a valid number and a POP to go to."""
     if not is_e164(facts.ruri_user):
         return Refuse(484, "Address Incomplete", "not-e164")
+    if not admit.pops:
+        return Refuse(503, "Service Unavailable", "no-pop-configured")
     return admit

@@ -28,11 +28,17 @@ class AclSpec:
 
 
 @dataclass
+class DomainSpec:
+    acls: list[str] = field(default_factory=list)
+    pop: str | None = None
+
+
+@dataclass
 class ConfigSpec:
     """The whole customer configuration (what import writes and export reads)."""
 
     acls: dict[str, AclSpec] = field(default_factory=dict)
-    domains: dict[str, list[str]] = field(default_factory=dict)  # domain -> attached ACLs
+    domains: dict[str, DomainSpec] = field(default_factory=dict)
 
 
 def _strs(values: set[bytes] | list[bytes]) -> list[str]:
@@ -95,7 +101,23 @@ class Provisioner:
         d = names.domain_name(name)
         if not self.r.sismember(self.k.domains, d):
             raise ConfigError("domain", f"{d!r} does not exist")
-        return {"domain": d, "acls": _strs(self.r.smembers(self.k.domain_acls(d)))}
+        pop = self.r.hget(self.k.domain(d), "pop")
+        return {"domain": d, "pop": pop.decode() if pop else None,
+                "acls": _strs(self.r.smembers(self.k.domain_acls(d)))}
+
+    def domain_set_pop(self, name: str, pop: str | None) -> None:
+        """The POP the default form `<name>.sip.<base>` tries first (None: the edge's)."""
+        d, p = names.domain_name(name), names.pop_name(pop) if pop else None
+
+        def q(pipe: Pipe) -> None:
+            self._need_domain(pipe, d)
+            pipe.multi()
+            if p:
+                pipe.hset(self.k.domain(d), "pop", p)
+            else:
+                pipe.hdel(self.k.domain(d), "pop")
+
+        self._change(q)
 
     def domain_attach(self, domain: str, acl: str) -> None:
         d, a = names.domain_name(domain), names.acl_name(acl)
@@ -232,7 +254,9 @@ class Provisioner:
                 accounts[u] = {alg: h[f] for alg, f in HA1_FIELDS.items() if f in h}
             spec.acls[a] = AclSpec(_strs(self.r.smembers(self.k.acl_nets(a))), accounts)
         for d in self.domain_list():
-            spec.domains[d] = _strs(self.r.smembers(self.k.domain_acls(d)))
+            pop = self.r.hget(self.k.domain(d), "pop")
+            spec.domains[d] = DomainSpec(_strs(self.r.smembers(self.k.domain_acls(d))),
+                                         pop.decode() if pop else None)
         return spec
 
     def import_config(self, spec: ConfigSpec) -> None:
@@ -258,20 +282,21 @@ class Provisioner:
                 for u, ha1 in acl.accounts.items():
                     pipe.hset(self.k.account(u), mapping=account_fields(a, self.realm, ha1))
                     pipe.sadd(self.k.acl_accounts(a), u)
-            for d, attached in spec.domains.items():
+            for d, dom in spec.domains.items():
                 pipe.sadd(self.k.domains, d)
-                pipe.hset(self.k.domain(d), "name", d)
-                if attached:
-                    pipe.sadd(self.k.domain_acls(d), *attached)
-                for a in attached:
+                pipe.hset(self.k.domain(d), mapping={"name": d, **({"pop": dom.pop} if dom.pop
+                                                                   else {})})
+                if dom.acls:
+                    pipe.sadd(self.k.domain_acls(d), *dom.acls)
+                for a in dom.acls:
                     pipe.sadd(self.k.acl_domains(a), d)
 
         self._change(q)
 
 
 def _check_references(spec: ConfigSpec) -> None:
-    for d, attached in spec.domains.items():
-        for a in attached:
+    for d, dom in spec.domains.items():
+        for a in dom.acls:
             if a not in spec.acls:
                 raise ConfigError(f"domains.{d}.acls", f"ACL {a!r} is not defined under acls")
 
@@ -327,12 +352,16 @@ def parse_config(raw: object, realm: str) -> ConfigSpec:
         if d in spec.domains:
             raise ConfigError(f"domains.{d_raw}", f"{d!r} is listed twice (names ignore case)")
         body = body or {}
-        if not isinstance(body, Mapping) or set(body) - {"acls"}:
-            raise ConfigError(f"domains.{d}", "must be a mapping with 'acls'")
+        if not isinstance(body, Mapping) or set(body) - {"acls", "pop"}:
+            raise ConfigError(f"domains.{d}", "must be a mapping with 'acls' (and 'pop')")
         attached = body.get("acls") or []
         if not isinstance(attached, list):
             raise ConfigError(f"domains.{d}.acls", "must be a list of ACL names")
-        spec.domains[d] = sorted({names.acl_name(x, f"domains.{d}.acls") for x in attached})
+        pop = body.get("pop")
+        spec.domains[d] = DomainSpec(
+            sorted({names.acl_name(x, f"domains.{d}.acls") for x in attached}),
+            names.pop_name(pop, f"domains.{d}.pop") if pop is not None else None,
+        )
     _check_references(spec)
     return spec
 
@@ -360,5 +389,8 @@ def dump_config(spec: ConfigSpec, realm: str) -> dict[str, Any]:
             }
             for a, acl in spec.acls.items()
         },
-        "domains": {d: {"acls": attached} for d, attached in spec.domains.items()},
+        "domains": {
+            d: {"acls": dom.acls, **({"pop": dom.pop} if dom.pop else {})}
+            for d, dom in spec.domains.items()
+        },
     }

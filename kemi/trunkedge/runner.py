@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from trunkedge.errors import ConfigError
+from trunkedge.pops import dispatcher_list
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +35,15 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_RUNDIR": str(rundir),
         "TE_PY_ENTRY": str(PY_ENTRY),
         "TE_SECRET": secret,
+        "TE_BASE_DOMAIN": settings.base_domain,
     }
     defines = {
         "TE_NONCE_EXPIRE": settings.auth.nonce_expire,
         "TE_CHILDREN": k.children,
         "TE_TCP_CHILDREN": k.tcp_children,
         "TE_LOG_LEVEL": k.log_level,
+        "TE_PROBE_INTERVAL": settings.routing.probe_interval_s,
+        "TE_PROBE_TIMEOUT": settings.routing.probe_timeout_ms,
     }
     lines = ["#!KAMAILIO", "# Rendered by `trunkedge run`; do not edit: change the settings."]
     for name, value in subst.items():
@@ -49,9 +53,19 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
     lines += [f"#!define {name} {value}" for name, value in defines.items()]
     lines += [f"listen={sock}" for sock in settings.listen]
     lines.append(f'include_file "{MAIN_CFG}"')
+    render_gateways(settings, rundir)
     cfg = rundir / "kamailio.cfg"
     cfg.write_text("\n".join(lines) + "\n")
     return cfg
+
+
+def render_gateways(settings: Settings, rundir: Path) -> Path:
+    """Write the dispatcher list (atomically: Kamailio may be reading it)."""
+    path = rundir / "dispatcher.list"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(dispatcher_list(settings.pops))
+    tmp.replace(path)
+    return path
 
 
 def kamailio_argv(settings: Settings, cfg: Path, rundir: Path) -> list[str]:

@@ -5,7 +5,7 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
 
     {p}version                   STRING  integer, INCR'd by every change
     {p}domains                   SET     domain names (lower-case)
-    {p}domain:{name}             HASH    name
+    {p}domain:{name}             HASH    name, pop (optional: POP for the default form)
     {p}domain:{name}:acls        SET     ACL names attached to the domain
     {p}acls                      SET     ACL names
     {p}acl:{acl}                 HASH    name
@@ -72,7 +72,8 @@ class Keys:
 # Keys does; this is a single-instance script (not Redis Cluster slot-safe).
 LOOKUP_SCRIPT = """
 local p, d, u = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('EXISTS', p .. 'domain:' .. d) == 0 then return {0} end
+local dom = redis.call('HMGET', p .. 'domain:' .. d, 'name', 'pop')
+if not dom[1] then return {0} end
 local acls = redis.call('SMEMBERS', p .. 'domain:' .. d .. ':acls')
 local out = {}
 for i, a in ipairs(acls) do
@@ -81,7 +82,7 @@ for i, a in ipairs(acls) do
 end
 local acct = {}
 if u ~= '' then acct = redis.call('HGETALL', p .. 'account:' .. u) end
-return {1, out, acct}
+return {1, out, acct, dom[2] or ''}
 """
 
 
@@ -102,7 +103,8 @@ def decode_lookup(raw: Sequence[Any], domain: str, username: str) -> Lookup:
         for name, nets, count in raw[1]
     )
     account = decode_account(username, raw[2]) if username else None
-    return Lookup(domain=DomainView(name=domain, acls=acls), account=account)
+    pop = _s(raw[3]) if len(raw) > 3 and raw[3] else None
+    return Lookup(domain=DomainView(name=domain, acls=acls, pop=pop), account=account)
 
 
 def decode_account(username: str, flat: Sequence[bytes | str]) -> AccountView | None:

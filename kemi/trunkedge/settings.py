@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from trunkedge.errors import ConfigError
+from trunkedge.pops import POP_NAMES, REGIONS, Gateway
 
-POP_NAMES = ("eu1", "eu2", "us1", "us2", "apac1", "apac2")
 SETTINGS_ENV = "TRUNKEDGE_SETTINGS"
 SECRET_ENV = "TRUNKEDGE_SECRET"
 
@@ -36,6 +36,23 @@ class AuthSettings:
     nonce_expire: int = 300
 
 
+INTERNAL_HEADERS = ("P-Charging-Vector", "P-Charging-Function-Addresses", "P-Charge-Info",
+                    "P-Visited-Network-ID", "P-Access-Network-Info")
+"""Trusted-realm headers (RFC 7315, RFC 8496) removed from replies to the customer."""
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """How calls reach the POPs: order of regions, failover and health probing timers."""
+
+    region_order: tuple[str, ...] = ("eu", "us", "apac")
+    branch_timeout_ms: int = 1500  # no reply at all from a gateway: try the next one
+    ring_timeout_s: int = 120  # a provisional reply came: wait this long for an answer
+    probe_interval_s: int = 2  # OPTIONS keepalive to every gateway
+    probe_timeout_ms: int = 1500  # an OPTIONS unanswered this long marks the gateway down
+    strip_reply_headers: tuple[str, ...] = INTERNAL_HEADERS
+
+
 @dataclass(frozen=True)
 class KamailioSettings:
     children: int = 4
@@ -49,8 +66,9 @@ class KamailioSettings:
 class Settings:
     listen: tuple[str, ...]
     base_domain: str
-    pops: Mapping[str, tuple[str, ...]]
+    pops: Mapping[str, tuple[Gateway, ...]]
     redis: RedisSettings = field(default_factory=RedisSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     kamailio: KamailioSettings = field(default_factory=KamailioSettings)
     default_pop: str = "eu1"
@@ -95,7 +113,7 @@ def parse_settings(raw: object) -> Settings:
     if not isinstance(raw, Mapping):
         raise ConfigError("settings", "the file must hold a mapping")
     unknown = set(raw) - {"listen", "base_domain", "redis", "pops", "auth", "kamailio",
-                          "default_pop", "retry_after"}
+                          "default_pop", "retry_after", "routing"}
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown setting")
 
@@ -115,18 +133,7 @@ def parse_settings(raw: object) -> Settings:
     pops_raw = raw.get("pops")
     if not isinstance(pops_raw, Mapping) or not pops_raw:
         raise ConfigError("pops", "must map POP names to lists of gateway SIP URIs")
-    pops: dict[str, tuple[str, ...]] = {}
-    for name, gws in pops_raw.items():
-        if name not in POP_NAMES:
-            raise ConfigError(f"pops.{name}", f"unknown POP; known: {', '.join(POP_NAMES)}")
-        if isinstance(gws, str):
-            gws = [gws]
-        if not isinstance(gws, list) or not gws:
-            raise ConfigError(f"pops.{name}", "must be a non-empty list of SIP URIs")
-        for gw in gws:
-            if not isinstance(gw, str) or not _GATEWAY.match(gw):
-                raise ConfigError(f"pops.{name}", f"{gw!r} is not a SIP URI like sip:10.0.0.1:5060")
-        pops[name] = tuple(gws)
+    pops = {name: _gateways(f"pops.{name}", name, gws) for name, gws in pops_raw.items()}
 
     default_pop = raw.get("default_pop", "eu1")
     if default_pop not in pops:
@@ -149,6 +156,21 @@ def parse_settings(raw: object) -> Settings:
     auth = AuthSettings(secret=secret, nonce_expire=_int(a, "nonce_expire", 300,
                                                         "auth.nonce_expire", 10, 86_400))
 
+    rt = _section(raw, "routing")
+    order = rt.get("region_order", list(RoutingSettings.region_order))
+    if not isinstance(order, list) or sorted(order) != sorted(REGIONS):
+        raise ConfigError("routing.region_order", f"must list each of {', '.join(REGIONS)} once")
+    routing = RoutingSettings(
+        region_order=tuple(order),
+        branch_timeout_ms=_int(rt, "branch_timeout_ms", 1500, "routing.branch_timeout_ms",
+                               100, 60_000),
+        ring_timeout_s=_int(rt, "ring_timeout_s", 120, "routing.ring_timeout_s", 5, 3600),
+        probe_interval_s=_int(rt, "probe_interval_s", 2, "routing.probe_interval_s", 1, 3600),
+        probe_timeout_ms=_int(rt, "probe_timeout_ms", 1500, "routing.probe_timeout_ms",
+                              100, 60_000),
+        strip_reply_headers=_header_names(rt.get("strip_reply_headers", list(INTERNAL_HEADERS))),
+    )
+
     k = _section(raw, "kamailio")
     kam = KamailioSettings(
         children=_int(k, "children", 4, "kamailio.children", 1, 64),
@@ -159,6 +181,40 @@ def parse_settings(raw: object) -> Settings:
     )
     return Settings(
         listen=tuple(listen), base_domain=base.lower(), pops=pops, redis=redis, auth=auth,
-        kamailio=kam, default_pop=default_pop,
+        routing=routing, kamailio=kam, default_pop=default_pop,
         retry_after=_int(raw, "retry_after", 5, "retry_after", 1, 3600),
     )
+
+
+def _gateways(field_name: str, pop: object, raw: object) -> tuple[Gateway, ...]:
+    """A POP's gateways: SIP URIs, or mappings {uri, priority, weight}."""
+    if pop not in POP_NAMES:
+        raise ConfigError(field_name, f"unknown POP; known: {', '.join(POP_NAMES)}")
+    if isinstance(raw, str | Mapping):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(field_name, "must be a non-empty list of SIP URIs")
+    gateways = []
+    for item in raw:
+        spec = item if isinstance(item, Mapping) else {"uri": item}
+        if set(spec) - {"uri", "priority", "weight"}:
+            raise ConfigError(field_name, "a gateway is a SIP URI or {uri, priority, weight}")
+        uri = spec.get("uri")
+        if not isinstance(uri, str) or not _GATEWAY.match(uri):
+            raise ConfigError(field_name, f"{uri!r} is not a SIP URI like sip:10.0.0.1:5060")
+        weight = spec.get("weight")
+        gateways.append(Gateway(
+            uri=uri,
+            priority=_int(spec, "priority", 0, f"{field_name}.priority", 0, 1000),
+            weight=None if weight is None else _int(spec, "weight", 0, f"{field_name}.weight",
+                                                    1, 100),
+        ))
+    return tuple(gateways)
+
+
+def _header_names(raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9!%*_+`'~.-]+", h) for h in raw
+    ):
+        raise ConfigError("routing.strip_reply_headers", "must be a list of header names")
+    return tuple(raw)

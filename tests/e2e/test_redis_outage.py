@@ -54,9 +54,9 @@ def test_redis_stopped_gives_503_then_service_resumes(
 
     server.stop(save=True)
     try:
-        refused = ip_call(edge, tmp_path, "refused_503_store_down")
+        refused = ip_call(edge, tmp_path, "refused_503_retry_later")
         assert refused.ok, refused.explain()  # 503 carrying Retry-After
-        digest = run_sipp("refused_503_store_down", edge.address, workdir=tmp_path,
+        digest = run_sipp("refused_503_retry_later", edge.address, workdir=tmp_path,
                           number="+3123456789", domain=f"acme.{BASE}", source="127.0.0.2",
                           from_user=USER, auth=(USER, PASSWORD))
         assert digest.ok, digest.explain()  # nobody is let in unauthenticated
@@ -74,7 +74,7 @@ def test_wedged_redis_gives_503_within_the_timeout(
     server, edge = outage
     server.pause()
     try:
-        refused = ip_call(edge, tmp_path, "refused_503_store_down")
+        refused = ip_call(edge, tmp_path, "refused_503_retry_later")
         assert refused.ok, refused.explain()
         # The Redis timeout is 100 ms: the 503 comes before a UAC's first retransmission
         # (T1 = 500 ms), so no worker is tied up waiting on Redis.

@@ -67,6 +67,8 @@ def seed(cli) -> None:  # type: ignore[no-untyped-def]
         (("acl", "add-account", "office", "31000009", "--password", ""), "password"),
         (("acl", "delete", "office"), "acl"),  # still attached
         (("acl", "create", "office"), "acl"),
+        (("domain", "set-pop", "acme", "mars1"), "pop"),
+        (("domain", "set-pop", "nosuch", "us1"), "domain"),
     ],
 )
 def test_invalid_change_names_the_field_and_leaves_redis_as_it_was(
@@ -98,6 +100,11 @@ def test_show_list_and_delete(cli) -> None:  # type: ignore[no-untyped-def]
     assert shown == {"acl": "office", "ips": ["192.0.2.0/24"], "accounts": ["31000000"],
                      "domains": ["acme"]}
     assert yaml.safe_load(cli("domain", "show", "ACME").stdout)["acls"] == ["office"]
+    assert cli("domain", "set-pop", "acme", "us2").returncode == 0
+    assert yaml.safe_load(cli("domain", "show", "acme").stdout)["pop"] == "us2"
+    assert "pop: us2" in cli("export").stdout
+    assert cli("domain", "set-pop", "acme", "default").returncode == 0
+    assert yaml.safe_load(cli("domain", "show", "acme").stdout)["pop"] is None
     assert cli("domain", "delete", "acme").returncode == 0
     assert cli("acl", "delete", "office").returncode == 0
     assert cli("acl", "list").stdout.split() == []
@@ -105,6 +112,7 @@ def test_show_list_and_delete(cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_export_import_round_trip(cli, tmp_path: Path, db: redis.Redis) -> None:  # type: ignore[no-untyped-def]
     seed(cli)
+    assert cli("domain", "set-pop", "acme", "apac1").returncode == 0
     exported = cli("export").stdout
     assert "pw1" not in exported and "ha1" in exported
     for key in list(db.scan_iter(f"{PREFIX}*")):
@@ -129,6 +137,7 @@ def test_export_import_round_trip(cli, tmp_path: Path, db: redis.Redis) -> None:
         ({"domains": {"Acme": {}, "acme": {}}}, "domains.acme"),
         ({"realm": "other.example"}, "realm"),
         ({"customers": {}}, "customers"),
+        ({"domains": {"acme": {"pop": "eu3"}}}, "domains.acme.pop"),
     ],
 )
 def test_invalid_import_names_the_field_and_changes_nothing(

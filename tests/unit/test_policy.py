@@ -18,6 +18,7 @@ from trunkedge.policy import (
     Refuse,
     decide,
 )
+from trunkedge.pops import PopPlan
 from trunkedge.target import Target
 
 REALM = "sip.example.net"
@@ -37,8 +38,12 @@ ALICE = AccountView("31000000", "acct", REALM, {"MD5": "a" * 32})
 BOB = AccountView("31000001", "both", REALM, {"MD5": "b" * 32})
 
 
+EUROPE_FIRST = ("eu1", "eu2", "us1", "us2", "apac1", "apac2")
+PLAN = PopPlan("eu1", ("eu", "us", "apac"), frozenset(EUROPE_FIRST))
+
+
 DEFAULT_FORM = Target("acme", None)
-ADMIT_IP = Admit("eu1", "ip", None)
+ADMIT_IP = Admit(EUROPE_FIRST, "ip", None)
 
 
 @dataclass
@@ -54,11 +59,14 @@ class Case:
     target: Target | None = DEFAULT_FORM
     known: bool = True
     realm: str = REALM
+    domain_pop: str | None = None
+    plan: PopPlan = PLAN
     want: Decision = ADMIT_IP
 
 
-def admit(acl_name: str, user: str | None = None, pop: str = "eu1") -> Admit:
-    return Admit(pop, acl_name, user)
+def admit(acl_name: str, user: str | None = None,
+          pops: tuple[str, ...] = EUROPE_FIRST) -> Admit:
+    return Admit(pops, acl_name, user)
 
 
 def forbidden(reason: str) -> Refuse:
@@ -78,7 +86,12 @@ CASES = [
     Case("ip acl, unlisted even with credentials", (IP_ONLY,), src=OTHER, creds="31000000",
          account=ALICE, want=forbidden("address-not-allowed")),
     Case("ip acl, pinned pop", (IP_ONLY,), target=Target("acme", "us2"),
-         want=admit("ip", pop="us2")),
+         want=admit("ip", pops=("us2", "us1"))),
+    Case("ip acl, domain's pop", (IP_ONLY,), domain_pop="apac1",
+         want=admit("ip", pops=("apac1", "apac2", "eu1", "eu2", "us1", "us2"))),
+    Case("pinned to a pop with no gateways: 503", (IP_ONLY,), target=Target("acme", "us1"),
+         plan=PopPlan("eu1", ("eu", "us", "apac"), frozenset({"eu1"})),
+         want=Refuse(503, "Service Unavailable", "no-pop-configured")),
     # accounts-only ACLs
     Case("account acl, no credentials: challenge", (ACCOUNTS,), src=OTHER, want=Challenge()),
     Case("account acl, right digest", (ACCOUNTS,), src=OTHER, creds="31000000", account=ALICE,
@@ -145,9 +158,9 @@ def test_admission(case: Case) -> None:
         from_user=case.from_user or case.creds or "pbx",
         credentials=Credentials(case.creds, case.realm) if case.creds else None,
     )
-    domain = DomainView("acme", case.acls) if case.known else None
+    domain = DomainView("acme", case.acls, case.domain_pop) if case.known else None
     got = decide(case.target, facts, Lookup(domain, case.account), verify,
-                 realm=REALM, default_pop="eu1")
+                 realm=REALM, plan=case.plan)
     assert got == case.want
     # The digest is only ever checked for the account the credentials name.
     assert verified in ([], [case.creds])

@@ -1,13 +1,16 @@
 # Type stubs for Kamailio 5.6's KEMI `KSR` module as embedded by app_python3
 # (the subset this project uses; names and signatures from `kamcmd app_python.api_list`).
 from . import auth as auth
+from . import dispatcher as dispatcher
 from . import hdr as hdr
+from . import htable as htable
 from . import maxfwd as maxfwd
 from . import pv as pv
 from . import rr as rr
 from . import sanity as sanity
 from . import siputils as siputils
 from . import sl as sl
+from . import textops as textops
 from . import tm as tm
 from . import tmx as tmx
 
