@@ -297,6 +297,69 @@ def status_of(response: str | None) -> int | None:
     return int(response.split()[1]) if response else None
 
 
+def header_values(message: str, name: str) -> list[str]:
+    """Values of every `name:` header (case-insensitive; no compact forms)."""
+    head = message.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+    return [ln.split(":", 1)[1].strip() for ln in head
+            if ":" in ln and ln.split(":", 1)[0].strip().lower() == name.lower()]
+
+
+class SipCall:
+    """A minimal UAC over UDP for exact header checks: INVITE, then ACK and BYE."""
+
+    def __init__(self, edge: tuple[str, int], ruri: str, source: str = "127.0.0.1",
+                 from_user: str = "pbx", headers: Sequence[str] = ()) -> None:
+        self.edge, self.ruri, self.headers = edge, ruri, list(headers)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((source, 0))
+        self.sock.settimeout(5)
+        host, port = self.sock.getsockname()
+        self.local = f"{host}:{port}"
+        self.call_id, self.tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]
+        self.from_hdr = f"<sip:{from_user}@{ruri.split('@')[-1]}>;tag={self.tag}"
+        self.to_hdr = f"<{ruri}>"
+        self.route: list[str] = []
+        self.target = ruri
+        self.responses: list[str] = []
+
+    def _send(self, method: str, uri: str, cseq: int, branch: str, extra: Sequence[str]) -> None:
+        lines = [f"{method} {uri} SIP/2.0",
+                 f"Via: SIP/2.0/UDP {self.local};branch={branch};rport",
+                 "Max-Forwards: 70", f"From: {self.from_hdr}", f"To: {self.to_hdr}",
+                 f"Call-ID: {self.call_id}", f"CSeq: {cseq} {method}",
+                 f"Contact: <sip:pbx@{self.local}>", *extra, "Content-Length: 0"]
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), self.edge)
+
+    def _final(self) -> str:
+        while True:
+            data = self.sock.recv(65535).decode(errors="replace")
+            if data.startswith("SIP/2.0"):
+                self.responses.append(data)
+                if not data.startswith("SIP/2.0 1"):
+                    return data
+
+    def invite(self) -> str:
+        branch = "z9hG4bK" + uuid.uuid4().hex
+        self._send("INVITE", self.ruri, 1, branch, self.headers)
+        final = self._final()
+        if final.startswith("SIP/2.0 2"):
+            self.to_hdr = header_values(final, "To")[0]
+            self.route = header_values(final, "Record-Route")
+            self.target = header_values(final, "Contact")[0].strip("<>").split(">")[0]
+            self._send("ACK", self.target, 1, "z9hG4bK" + uuid.uuid4().hex,
+                       [f"Route: {r}" for r in self.route])
+        else:  # ACK of a negative final: same branch, hop by hop
+            self._send("ACK", self.ruri, 1, branch, [])
+        return final
+
+    def bye(self) -> str:
+        self._send("BYE", self.target, 2, "z9hG4bK" + uuid.uuid4().hex,
+                   [f"Route: {r}" for r in self.route])
+        final = self._final()
+        self.sock.close()
+        return final
+
+
 # -- the edge ------------------------------------------------------------------------------
 @dataclass
 class Edge:

@@ -36,6 +36,7 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_PY_ENTRY": str(PY_ENTRY),
         "TE_SECRET": secret,
         "TE_BASE_DOMAIN": settings.base_domain,
+        "TE_MASK_IP": settings.routing.mask_ip,
     }
     defines = {
         "TE_NONCE_EXPIRE": settings.auth.nonce_expire,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -51,6 +52,7 @@ class RoutingSettings:
     probe_interval_s: int = 2  # OPTIONS keepalive to every gateway
     probe_timeout_ms: int = 1500  # an OPTIONS unanswered this long marks the gateway down
     strip_reply_headers: tuple[str, ...] = INTERNAL_HEADERS
+    mask_ip: str = "127.0.0.8"  # shown in place of hidden addresses; never a client's
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def parse_settings(raw: object) -> Settings:
         probe_timeout_ms=_int(rt, "probe_timeout_ms", 1500, "routing.probe_timeout_ms",
                               100, 60_000),
         strip_reply_headers=_header_names(rt.get("strip_reply_headers", list(INTERNAL_HEADERS))),
+        mask_ip=_ip(rt.get("mask_ip", RoutingSettings.mask_ip), "routing.mask_ip"),
     )
 
     k = _section(raw, "kamailio")
@@ -218,3 +221,10 @@ def _header_names(raw: object) -> tuple[str, ...]:
     ):
         raise ConfigError("routing.strip_reply_headers", "must be a list of header names")
     return tuple(raw)
+
+
+def _ip(raw: object, name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(raw)))
+    except ValueError as e:
+        raise ConfigError(name, f"{raw!r} is not an IP address") from e

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import BASE, POPS, Edge, Gateway, RedisServer, run_sipp, wait_until
+from harness import (
+    BASE,
+    POPS,
+    Edge,
+    Gateway,
+    RedisServer,
+    SipCall,
+    run_sipp,
+    status_of,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -258,3 +268,15 @@ def test_internal_headers_never_reach_the_customer(
         assert not r.ok and "Regexp matched but should not" in r.errors, r.explain()
     finally:
         leaky.stop()
+
+
+def test_no_gateway_address_reaches_the_customer(fresh: Pops) -> None:
+    """The 200 shows the edge's Record-Route and Via only; the gateway's Contact is masked."""
+    call = SipCall((fresh.edge.host, fresh.edge.port), f"sip:{NUMBER}@acme.{BASE}", source=PBX)
+    ok = call.invite()
+    assert status_of(ok) == 200, ok
+    gateway_ports = {str(gw.port) for gw in fresh.gw.values()}
+    leaks = [p for p in gateway_ports if f":{p}" in ok]
+    assert leaks == [], ok
+    assert all(str(fresh.edge.port) in rr for rr in call.route), call.route
+    assert status_of(call.bye()) == 200  # the masked Contact still routes the BYE
