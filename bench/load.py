@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness import BASE, Edge, Gateway, RedisServer, run_sipp
 
 USER, PASSWORD = "31000000", "bench-pass"
+CALLER_IDS = {"allow": ["+31*"], "default": "+31200000000", "policy": "replace"}
 
 
 def main() -> int:
@@ -45,8 +46,9 @@ def main() -> int:
                     shm_mb=1024, log_level=1)
         edge.start()
         edge.provision({
-            "acls": {"office": {"ips": ["127.0.0.1/32"]},
-                     "roaming": {"accounts": [{"username": USER, "password": PASSWORD}]}},
+            "acls": {"office": {"ips": ["127.0.0.1/32"], "caller_ids": CALLER_IDS},
+                     "roaming": {"accounts": [{"username": USER, "password": PASSWORD}],
+                                 "caller_ids": CALLER_IDS}},
             "domains": {"acme": {"acls": ["office", "roaming"]}},
         })
         digest = args.scenario == "digest"

@@ -148,8 +148,14 @@ class SippResult:
     @property
     def landed(self) -> list[str]:
         """Gateways that answered, from the scenario's `landed=` log lines."""
-        return [ln.split("=", 1)[1].strip() for ln in self.log.splitlines()
+        return [ln.split("=", 1)[1].split()[0] for ln in self.log.splitlines()
                 if ln.startswith("landed=")]
+
+    @property
+    def connected(self) -> list[str]:
+        """The P-Asserted-Identity of each answer as the customer received it ('' if none)."""
+        return [ln.split("connected=", 1)[1].split(" pcv=")[0].strip()
+                for ln in self.log.splitlines() if ln.startswith("landed=")]
 
     def explain(self) -> str:
         return f"rc={self.returncode}\n--log--\n{self.log}\n--errors--\n{self.errors[-3000:]}"
@@ -177,12 +183,39 @@ class Gateway:
         self.proc = subprocess.Popen(
             ["sipp", "-sf", str(SCENARIOS / f"{self.scenario}.xml"), "-key", "gw", self.name,
              "-i", self.host, "-p", str(self.port), "-mp", str(free_media_port(self.host)),
-             "-nostdin", "-trace_err", "-error_file", str(self.dir / f"{self.name}.err")],
+             "-nostdin", "-trace_err", "-error_file", str(self.err_path),
+             "-trace_logs", "-log_file", str(self.log_path)],
             stdout=subprocess.DEVNULL, stderr=(self.dir / f"{self.name}.stderr").open("ab"),
             cwd=self.dir,
         )
         # SIPp binds its port before reading the scenario; wait until it is taken.
         wait_until(lambda: self._port_taken(), 5, f"gateway {self.name} to listen")
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"{self.name}.log"
+
+    @property
+    def err_path(self) -> Path:
+        return self.dir / f"{self.name}.err"
+
+    def mark(self) -> tuple[int, int]:
+        """Where the gateway's log and error file end now (see identities_since)."""
+        return tuple(p.stat().st_size if p.exists() else 0  # type: ignore[return-value]
+                     for p in (self.log_path, self.err_path))
+
+    def identities_since(self, mark: tuple[int, int]) -> list[str]:
+        """The `identity ...` lines logged since `mark`; fails on any check that failed."""
+        def read(path: Path, offset: int) -> str:
+            if not path.exists():
+                return ""
+            with path.open(errors="replace") as f:
+                f.seek(offset)
+                return f.read()
+        errors = read(self.err_path, mark[1])
+        assert "regexp" not in errors.lower(), f"gateway {self.name} check failed: {errors}"
+        return [ln.strip() for ln in read(self.log_path, mark[0]).splitlines()
+                if ln.startswith("identity ")]
 
     def _port_taken(self) -> bool:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -215,6 +248,9 @@ def run_sipp(
     domain: str,
     from_user: str = "pbx",
     source: str = "127.0.0.1",
+    from_host: str | None = None,
+    from_display: str = "",
+    headers: Sequence[str] = (),
     auth: tuple[str, str] | None = None,
     calls: int = 1,
     rate: float | None = None,
@@ -232,9 +268,14 @@ def run_sipp(
         "-i", source, "-p", str(free_port(source)), "-mp", str(free_media_port(source)),
         "-t", transport, "-m", str(calls), "-s", number,
         "-key", "domain", domain, "-key", "from_user", from_user, "-d", str(hold_ms),
+        "-key", "from_host", from_host or domain, "-key", "from_display", from_display,
         "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
         "-trace_logs", "-log_file", str(log), "-trace_err", "-error_file", str(err),
     ]
+    if len(headers) > 4:
+        raise ValueError("at most 4 extra headers")
+    for i in range(4):
+        argv += ["-key", f"hdr{i + 1}", headers[i] if i < len(headers) else "X-Pad: 1"]
     if rate:
         argv += ["-r", str(rate)]
     if auth:
@@ -308,7 +349,8 @@ class SipCall:
     """A minimal UAC over UDP for exact header checks: INVITE, then ACK and BYE."""
 
     def __init__(self, edge: tuple[str, int], ruri: str, source: str = "127.0.0.1",
-                 from_user: str = "pbx", headers: Sequence[str] = ()) -> None:
+                 from_user: str = "pbx", headers: Sequence[str] = (),
+                 from_addr: str | None = None) -> None:
         self.edge, self.ruri, self.headers = edge, ruri, list(headers)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((source, 0))
@@ -316,7 +358,8 @@ class SipCall:
         host, port = self.sock.getsockname()
         self.local = f"{host}:{port}"
         self.call_id, self.tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]
-        self.from_hdr = f"<sip:{from_user}@{ruri.split('@')[-1]}>;tag={self.tag}"
+        host = ruri.split("@")[-1]
+        self.from_hdr = f"{from_addr or f'<sip:{from_user}@{host}>'};tag={self.tag}"
         self.to_hdr = f"<{ruri}>"
         self.route: list[str] = []
         self.target = ruri
@@ -351,6 +394,20 @@ class SipCall:
         else:  # ACK of a negative final: same branch, hop by hop
             self._send("ACK", self.ruri, 1, branch, [])
         return final
+
+    def answer_request(self) -> str:
+        """Wait for a request from the edge (e.g. the far end's BYE), answer it 200."""
+        while True:
+            data, addr = self.sock.recvfrom(65535)
+            text = data.decode(errors="replace")
+            if not text.startswith("SIP/2.0"):
+                break
+        keep = [f"{n}: {v}" for n in ("Via", "From", "To", "Call-ID", "CSeq")
+                for v in header_values(text, n)]
+        reply = "\r\n".join(["SIP/2.0 200 OK", *keep, "Content-Length: 0"]) + "\r\n\r\n"
+        self.sock.sendto(reply.encode(), addr)
+        self.sock.close()
+        return text
 
     def bye(self) -> str:
         self._send("BYE", self.target, 2, "z9hG4bK" + uuid.uuid4().hex,

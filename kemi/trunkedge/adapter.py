@@ -15,6 +15,7 @@ from trunkedge.dialog_token import route_param
 from trunkedge.errors import StoreUnavailable
 from trunkedge.methods import ALLOW, OutOfDialog, classify
 from trunkedge.model import AccountView
+from trunkedge.identity import REMOVED, IdentityEdits, IdentityFacts, IdentityRefused, settle
 from trunkedge.policy import (
     Admit,
     CallFacts,
@@ -23,6 +24,7 @@ from trunkedge.policy import (
     Decision,
     DigestResult,
     Refuse,
+    caller_ids_for,
     decide,
 )
 from trunkedge.pops import (
@@ -40,6 +42,8 @@ from trunkedge.target import parse_target
 _QOP_AUTH, _STALE = 1, 16  # auth_challenge flags
 METRICS = "te_metrics"  # htable of counters, dumped by `trunkedge status`
 FAILURE_ROUTE = "ksr_failure_route"
+PRIVATE_REPLY_ROUTE = "ksr_private_reply_route"
+PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
 
 
 def _pv(name: str) -> str:
@@ -81,6 +85,11 @@ class Edge:
         """Replies on their way to the customer lose the trusted realm's internal headers."""
         if self.strip_re:
             KSR.textops.remove_hf_re(self.strip_re)
+        return 1
+
+    def ksr_private_reply_route(self, msg: object) -> int:
+        """Replies of a private dialog leave the trusted realm without any identity."""
+        KSR.hdr.remove("P-Asserted-Identity")
         return 1
 
     def ksr_failure_route(self, msg: object) -> int:
@@ -137,13 +146,25 @@ class Edge:
     def in_dialog(self) -> None:
         """Requests inside a dialog follow the Record-Route set the edge signed."""
         if KSR.rr.loose_route() > 0:
-            if KSR.rr.check_route_param(route_param(self.secret, _pv("$ci"))) > 0:
-                KSR.tm.t_set_fr(self.ring_ms, 5000)
-                KSR.tm.t_relay()
+            call_id = _pv("$ci")
+            if KSR.rr.check_route_param(route_param(self.secret, call_id, True)) > 0:
+                private = True
+            elif KSR.rr.check_route_param(route_param(self.secret, call_id, False)) > 0:
+                private = False
             else:
                 self.log_refusal(Refuse(403, "Forbidden", "forged-route"), "")
                 if not KSR.is_ACK():
                     self.reply(403, "Forbidden")
+                return
+            if KSR.rr.is_direction("downstream") > 0:  # from the customer: never trusted
+                for name in REMOVED:
+                    KSR.hdr.remove(name)
+                if private:
+                    KSR.tm.t_on_reply(PRIVATE_REPLY_ROUTE)
+            elif private:  # towards the customer: outside the trusted realm
+                KSR.hdr.remove("P-Asserted-Identity")
+            KSR.tm.t_set_fr(self.ring_ms, 5000)
+            KSR.tm.t_relay()
             return
         if KSR.is_ACK():
             if KSR.tm.t_check_trans() > 0:
@@ -179,7 +200,17 @@ class Edge:
                 realm=self.realm, plan=self.plan,
             )
         if isinstance(decision, Admit):
-            self.relay(decision)
+            identity = settle(
+                IdentityFacts(_pv("$fu"), KSR.hdr.get("P-Preferred-Identity"),
+                              KSR.hdr.get("Privacy")),
+                caller_ids_for(decision, lookup), self.realm,
+            )
+            if isinstance(identity, IdentityRefused):
+                refusal = Refuse(403, "Caller ID Not Allowed", identity.reason)
+                self.log_refusal(refusal, domain)
+                self.reply(refusal.code, refusal.phrase)
+            else:
+                self.relay(decision, identity)
         elif isinstance(decision, Challenge):
             KSR.auth.auth_challenge(self.realm, _QOP_AUTH | (_STALE if decision.stale else 0))
         else:
@@ -200,27 +231,36 @@ class Edge:
             return DigestResult.MISSING
         return DigestResult.WRONG
 
-    def relay(self, admit: Admit) -> None:
+    def relay(self, admit: Admit, identity: IdentityEdits) -> None:
         """Relay to the first live gateway of the first POP; failover walks the rest."""
         if admit.username:
             KSR.auth.consume_credentials()  # the POP never sees the customer's digest
+        for name in identity.remove:
+            KSR.hdr.remove(name)
+        for line in identity.add:
+            KSR.hdr.append(line + "\r\n")
+        if identity.private:
+            KSR.pv.seti(PRIVATE_AVP, 1)
         rules = dispatcher_rules(admit.pops, self.settings.pops)
         if KSR.dispatcher.ds_select_routes(rules, "d") < 0:
             self.log_refusal(Refuse(503, "Service Unavailable", "no-gateway-up"), "")
             self.reply(503, "Service Unavailable", self.retry_after)
             return
-        KSR.rr.record_route_params(route_param(self.secret, _pv("$ci")))
+        KSR.rr.record_route_params(route_param(self.secret, _pv("$ci"), identity.private))
         pop = self.current_pop()
         self.count(f"admitted:{admit.acl}", f"sent:{pop}", f"sent:{pop}:{_pv('$du')}")
         KSR.info(
             f"trunkedge: admitted pops={','.join(admit.pops)} first={pop} gw={_pv('$du')}"
-            f" acl={admit.acl} user={admit.username or '-'} src={_pv('$si')}"
+            f" acl={admit.acl} user={admit.username or '-'} cli={identity.asserted}"
+            f"{' private' if identity.private else ''} src={_pv('$si')}"
             f" ruri={_pv('$ru')} callid={_pv('$ci')}\n"
         )
         self.forward()
 
     def forward(self) -> None:
         KSR.tm.t_on_failure(FAILURE_ROUTE)
+        if KSR.pv.get(PRIVATE_AVP) == 1:
+            KSR.tm.t_on_reply(PRIVATE_REPLY_ROUTE)
         KSR.tm.t_set_fr(self.ring_ms, self.branch_ms)
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()

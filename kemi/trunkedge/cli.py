@@ -13,6 +13,7 @@ import redis
 import yaml
 
 from trunkedge.errors import ConfigError, TrunkEdgeError
+from trunkedge.identity import POLICIES, CallerIds
 from trunkedge.provisioning import Provisioner, dump_config, parse_config
 from trunkedge.schema import Keys
 from trunkedge.settings import SETTINGS_ENV, Settings, load_settings
@@ -68,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     add(acl, "add-account", "acl", "username",
         help="password from --password, stdin or a prompt").add_argument("--password")
     add(acl, "remove-account", "acl", "username")
+    cid = add(acl, "caller-ids", "acl",
+              help="replace the caller IDs of the ACL (or of one account, --user)")
+    cid.add_argument("--user", help="an account of the ACL")
+    cid.add_argument("--allow", action="append", default=[],
+                     help="+E164 number or +prefix* range (repeat)")
+    cid.add_argument("--default", help="+E164 asserted when the presented one is not allowed")
+    cid.add_argument("--policy", choices=POLICIES, default="reject")
 
     add(sub, "import", help="replace the whole configuration with a YAML file").add_argument(
         "file", type=Path)
@@ -199,6 +207,9 @@ def _acl(prov: Provisioner, args: argparse.Namespace) -> None:
         prov.acl_add_account(args.acl, args.username, _password(args))
     elif op == "remove-account":
         prov.acl_remove_account(args.acl, args.username)
+    elif op == "caller-ids":
+        prov.set_caller_ids(args.acl, args.user,
+                            CallerIds(tuple(args.allow), args.default, args.policy))
 
 
 def main(argv: list[str] | None = None) -> int:

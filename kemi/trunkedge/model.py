@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from trunkedge.identity import NO_CALLER_IDS, CallerIds
 from trunkedge.names import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -17,6 +18,7 @@ class AclView:
     name: str
     networks: tuple[Network, ...]
     has_accounts: bool
+    caller_ids: CallerIds = NO_CALLER_IDS
 
     def lists(self, source: Address) -> bool:
         return any(source in net for net in self.networks)
@@ -30,6 +32,7 @@ class AccountView:
     acl: str
     realm: str
     ha1: dict[str, str]  # algorithm name ("MD5", "SHA-256") -> hex HA1
+    caller_ids: CallerIds = NO_CALLER_IDS
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trunkedge.identity import NO_CALLER_IDS, CallerIds
 from trunkedge.model import AccountView, Lookup
 from trunkedge.names import is_e164
 from trunkedge.pops import PopPlan
@@ -138,3 +139,15 @@ def _admit(facts: CallFacts, admit: Admit) -> Decision:
     if not admit.pops:
         return Refuse(503, "Service Unavailable", "no-pop-configured")
     return admit
+
+
+def caller_ids_for(admit: Admit, lookup: Lookup) -> CallerIds:
+    """The authenticated account's caller IDs if it has any, else its (or the admitting)
+    ACL's: an IP-only ACL's caller IDs serve every call it admits."""
+    account = lookup.account
+    if admit.username and account is not None and account.caller_ids.configured:
+        return account.caller_ids
+    for acl in lookup.domain.acls if lookup.domain else ():
+        if acl.name == admit.acl:
+            return acl.caller_ids
+    return NO_CALLER_IDS

@@ -16,15 +16,33 @@ import redis
 from trunkedge import names
 from trunkedge.digest import ALGORITHMS, ha1_all, is_ha1
 from trunkedge.errors import ConfigError
-from trunkedge.schema import HA1_FIELDS, Keys, account_fields, acl_keys, domain_keys
+from trunkedge.identity import NO_CALLER_IDS, POLICIES, CallerIds, is_pattern
+from trunkedge.names import is_e164
+from trunkedge.schema import (
+    CID_FIELDS,
+    HA1_FIELDS,
+    Keys,
+    account_fields,
+    acl_keys,
+    caller_id_fields,
+    decode_caller_ids,
+    domain_keys,
+)
 
 Pipe = Any  # redis.client.Pipeline: untyped in redis-py 5
 
 
 @dataclass
+class AccountSpec:
+    ha1: dict[str, str]  # algorithm -> HA1
+    caller_ids: CallerIds = NO_CALLER_IDS
+
+
+@dataclass
 class AclSpec:
     networks: list[str] = field(default_factory=list)
-    accounts: dict[str, dict[str, str]] = field(default_factory=dict)  # user -> alg -> HA1
+    accounts: dict[str, AccountSpec] = field(default_factory=dict)
+    caller_ids: CallerIds = NO_CALLER_IDS
 
 
 @dataclass
@@ -244,6 +262,24 @@ class Provisioner:
 
         self._change(q)
 
+    def set_caller_ids(self, acl: str, username: str | None, ids: CallerIds) -> None:
+        """Replace the caller IDs of an ACL (username None) or of one of its accounts."""
+        a = names.acl_name(acl)
+        u = names.username(username) if username is not None else None
+        check_caller_ids(ids, "caller_ids")
+        key = self.k.account(u) if u else self.k.acl(a)
+
+        def q(pipe: Pipe) -> None:
+            self._need_acl(pipe, a)
+            if u and not pipe.sismember(self.k.acl_accounts(a), u):
+                raise ConfigError("username", f"{u!r} is not an account of ACL {a!r}")
+            pipe.multi()
+            pipe.hdel(key, *CID_FIELDS)
+            if ids.configured:
+                pipe.hset(key, mapping=caller_id_fields(ids))
+
+        self._change(q)
+
     # -- whole configuration ------------------------------------------------------------
     def export_config(self) -> ConfigSpec:
         spec = ConfigSpec()
@@ -251,8 +287,11 @@ class Provisioner:
             accounts = {}
             for u in _strs(self.r.smembers(self.k.acl_accounts(a))):
                 h = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.account(u)).items()}
-                accounts[u] = {alg: h[f] for alg, f in HA1_FIELDS.items() if f in h}
-            spec.acls[a] = AclSpec(_strs(self.r.smembers(self.k.acl_nets(a))), accounts)
+                accounts[u] = AccountSpec({alg: h[f] for alg, f in HA1_FIELDS.items() if f in h},
+                                          decode_caller_ids(h))
+            acl_hash = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.acl(a)).items()}
+            spec.acls[a] = AclSpec(_strs(self.r.smembers(self.k.acl_nets(a))), accounts,
+                                   decode_caller_ids(acl_hash))
         for d in self.domain_list():
             pop = self.r.hget(self.k.domain(d), "pop")
             spec.domains[d] = DomainSpec(_strs(self.r.smembers(self.k.domain_acls(d))),
@@ -276,11 +315,13 @@ class Provisioner:
                 pipe.delete(*stale[i : i + 1000])
             for a, acl in spec.acls.items():
                 pipe.sadd(self.k.acls, a)
-                pipe.hset(self.k.acl(a), "name", a)
+                pipe.hset(self.k.acl(a), mapping={"name": a, **caller_id_fields(acl.caller_ids)})
                 if acl.networks:
                     pipe.sadd(self.k.acl_nets(a), *acl.networks)
-                for u, ha1 in acl.accounts.items():
-                    pipe.hset(self.k.account(u), mapping=account_fields(a, self.realm, ha1))
+                for u, acct in acl.accounts.items():
+                    pipe.hset(self.k.account(u), mapping={
+                        **account_fields(a, self.realm, acct.ha1),
+                        **caller_id_fields(acct.caller_ids)})
                     pipe.sadd(self.k.acl_accounts(a), u)
             for d, dom in spec.domains.items():
                 pipe.sadd(self.k.domains, d)
@@ -326,13 +367,13 @@ def parse_config(raw: object, realm: str) -> ConfigSpec:
     for a_raw, body in acls.items():
         a = names.acl_name(a_raw, f"acls.{a_raw}")
         body = body or {}
-        if not isinstance(body, Mapping) or set(body) - {"ips", "accounts"}:
-            raise ConfigError(f"acls.{a}", "must be a mapping with 'ips' and/or 'accounts'")
+        if not isinstance(body, Mapping) or set(body) - {"ips", "accounts", "caller_ids"}:
+            raise ConfigError(f"acls.{a}", "must be a mapping of 'ips', 'accounts', 'caller_ids'")
         ips = body.get("ips") or []
         if not isinstance(ips, list):
             raise ConfigError(f"acls.{a}.ips", "must be a list of addresses or CIDR ranges")
         nets = sorted({str(names.network(ip, f"acls.{a}.ips")) for ip in ips})
-        accounts: dict[str, dict[str, str]] = {}
+        accounts: dict[str, AccountSpec] = {}
         for i, acct in enumerate(body.get("accounts") or []):
             where = f"acls.{a}.accounts[{i}]"
             if not isinstance(acct, Mapping):
@@ -341,8 +382,12 @@ def parse_config(raw: object, realm: str) -> ConfigSpec:
             if u in seen_users:
                 raise ConfigError(f"{where}.username", f"{u!r} is already in ACL {seen_users[u]!r}")
             seen_users[u] = a
-            accounts[u] = _account_ha1(acct, u, realm, where)
-        spec.acls[a] = AclSpec(nets, accounts)
+            if set(acct) - {"username", "password", "ha1", "caller_ids"}:
+                raise ConfigError(where, "keys are username, password or ha1, caller_ids")
+            accounts[u] = AccountSpec(_account_ha1(acct, u, realm, where),
+                                      _caller_ids(acct.get("caller_ids"), f"{where}.caller_ids"))
+        spec.acls[a] = AclSpec(nets, accounts,
+                               _caller_ids(body.get("caller_ids"), f"acls.{a}.caller_ids"))
 
     domains = raw.get("domains") or {}
     if not isinstance(domains, Mapping):
@@ -385,7 +430,9 @@ def dump_config(spec: ConfigSpec, realm: str) -> dict[str, Any]:
         "acls": {
             a: {
                 "ips": acl.networks,
-                "accounts": [{"username": u, "ha1": h} for u, h in acl.accounts.items()],
+                "accounts": [{"username": u, "ha1": acct.ha1, **_dump_ids(acct.caller_ids)}
+                             for u, acct in acl.accounts.items()],
+                **_dump_ids(acl.caller_ids),
             }
             for a, acl in spec.acls.items()
         },
@@ -394,3 +441,40 @@ def dump_config(spec: ConfigSpec, realm: str) -> dict[str, Any]:
             for d, dom in spec.domains.items()
         },
     }
+
+
+def check_caller_ids(ids: CallerIds, where: str) -> CallerIds:
+    for p in ids.allow:
+        if not is_pattern(p):
+            raise ConfigError(f"{where}.allow", f"{p!r} is not +E.164 or a +prefix* range")
+    if ids.default is not None and not (ids.default.startswith("+") and is_e164(ids.default)):
+        raise ConfigError(f"{where}.default", f"{ids.default!r} is not a +E.164 number")
+    if ids.policy not in POLICIES:
+        raise ConfigError(f"{where}.policy", f"must be one of {', '.join(POLICIES)}")
+    if ids.policy == "replace" and not ids.default:
+        raise ConfigError(f"{where}.default", "policy 'replace' needs a default caller ID")
+    return ids
+
+
+def _caller_ids(raw: object, where: str) -> CallerIds:
+    if raw is None:
+        return CallerIds()
+    if not isinstance(raw, Mapping) or set(raw) - {"allow", "default", "policy"}:
+        raise ConfigError(where, "must be a mapping of 'allow', 'default', 'policy'")
+    allow = raw.get("allow") or []
+    if not isinstance(allow, list) or not all(isinstance(x, str) for x in allow):
+        raise ConfigError(f"{where}.allow", "must be a list of numbers or +prefix* ranges")
+    default = raw.get("default")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"{where}.default", "must be a +E.164 number (quote it in YAML)")
+    return check_caller_ids(CallerIds(tuple(allow), default, str(raw.get("policy", "reject"))),
+                            where)
+
+
+def _dump_ids(ids: CallerIds) -> dict[str, Any]:
+    if not ids.configured:
+        return {}
+    out: dict[str, Any] = {"allow": list(ids.allow), "policy": ids.policy}
+    if ids.default:
+        out["default"] = ids.default
+    return {"caller_ids": out}

@@ -8,11 +8,15 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
     {p}domain:{name}             HASH    name, pop (optional: POP for the default form)
     {p}domain:{name}:acls        SET     ACL names attached to the domain
     {p}acls                      SET     ACL names
-    {p}acl:{acl}                 HASH    name
+    {p}acl:{acl}                 HASH    name, cid_allow, cid_default, cid_policy
     {p}acl:{acl}:nets            SET     CIDR ranges, normalised (e.g. 192.0.2.0/24, 2001:db8::/32)
     {p}acl:{acl}:accounts        SET     usernames of the ACL's accounts
     {p}acl:{acl}:domains         SET     domains the ACL is attached to (reverse index)
-    {p}account:{username}        HASH    acl, realm, ha1_md5, ha1_sha256
+    {p}account:{username}        HASH    acl, realm, ha1_md5, ha1_sha256,
+                                         cid_allow, cid_default, cid_policy
+
+Caller IDs (on an ACL, or an account): cid_allow is a comma-separated list of "+E164"
+numbers and "+prefix*" ranges; cid_default a "+E164"; cid_policy "reject" or "replace".
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from trunkedge.digest import ALGORITHMS
+from trunkedge.identity import CallerIds, parse_caller_ids
 from trunkedge.model import AccountView, AclView, DomainView, Lookup
 from trunkedge.names import network
 
 HA1_FIELDS = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256"}
+CID_FIELDS = ("cid_allow", "cid_default", "cid_policy")
 assert set(HA1_FIELDS) == set(ALGORITHMS)
 
 
@@ -78,7 +84,8 @@ local acls = redis.call('SMEMBERS', p .. 'domain:' .. d .. ':acls')
 local out = {}
 for i, a in ipairs(acls) do
   local k = p .. 'acl:' .. a
-  out[i] = {a, redis.call('SMEMBERS', k .. ':nets'), redis.call('SCARD', k .. ':accounts')}
+  out[i] = {a, redis.call('SMEMBERS', k .. ':nets'), redis.call('SCARD', k .. ':accounts'),
+            redis.call('HMGET', k, 'cid_allow', 'cid_default', 'cid_policy')}
 end
 local acct = {}
 if u ~= '' then acct = redis.call('HGETALL', p .. 'account:' .. u) end
@@ -86,7 +93,9 @@ return {1, out, acct, dom[2] or ''}
 """
 
 
-def _s(v: bytes | str) -> str:
+def _s(v: bytes | str | None) -> str:
+    if v is None:
+        return ""
     return v.decode() if isinstance(v, bytes) else v
 
 
@@ -99,8 +108,9 @@ def decode_lookup(raw: Sequence[Any], domain: str, username: str) -> Lookup:
             name=_s(name),
             networks=tuple(network(_s(n)) for n in nets),
             has_accounts=int(count) > 0,
+            caller_ids=decode_caller_ids(dict(zip(CID_FIELDS, cid, strict=True))),
         )
-        for name, nets, count in raw[1]
+        for name, nets, count, cid in raw[1]
     )
     account = decode_account(username, raw[2]) if username else None
     pop = _s(raw[3]) if len(raw) > 3 and raw[3] else None
@@ -117,7 +127,26 @@ def decode_account(username: str, flat: Sequence[bytes | str]) -> AccountView | 
         acl=fields.get("acl", ""),
         realm=fields.get("realm", ""),
         ha1={alg: fields[f] for alg, f in HA1_FIELDS.items() if f in fields},
+        caller_ids=decode_caller_ids(fields),
     )
+
+
+def decode_caller_ids(fields: Mapping[str, bytes | str | None]) -> CallerIds:
+    """The cid_* fields of an ACL or account hash."""
+    allow, default, policy = (fields.get(f) for f in CID_FIELDS)
+    return parse_caller_ids(_s(allow).split(",") if allow else (),
+                            _s(default) if default else None,
+                            _s(policy) if policy else "reject")
+
+
+def caller_id_fields(ids: CallerIds) -> dict[str, str]:
+    """The cid_* fields as provisioning writes them (empty when nothing is configured)."""
+    if not ids.configured:
+        return {}
+    fields = {"cid_allow": ",".join(ids.allow), "cid_policy": ids.policy}
+    if ids.default:
+        fields["cid_default"] = ids.default
+    return fields
 
 
 def account_fields(acl: str, realm: str, ha1: Mapping[str, str]) -> dict[str, str]:

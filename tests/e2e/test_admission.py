@@ -21,13 +21,18 @@ USER, PASSWORD = "31000000", "s3cret-pass"
 NUMBER = "+3123456789"
 
 
+CALLER_IDS = {"allow": ["+31*"], "default": "+31200000000", "policy": "replace"}
+
+
 def customer(**domains: list[str]) -> dict[str, object]:
-    """ACLs: `office` (IP only), `roaming` (account only), `strict` (IP and account)."""
+    """ACLs: `office` (IP only), `roaming` (account only), `strict` (IP and account).
+    Every one may present +31 numbers and asserts +31200000000 for anything else."""
     return {
         "acls": {
-            "office": {"ips": [f"{PBX}/32", "::1/128"]},
-            "roaming": {"accounts": [{"username": USER, "password": PASSWORD}]},
-            "strict": {"ips": [f"{PBX}/32"],
+            "office": {"ips": [f"{PBX}/32", "::1/128"], "caller_ids": CALLER_IDS},
+            "roaming": {"accounts": [{"username": USER, "password": PASSWORD}],
+                        "caller_ids": CALLER_IDS},
+            "strict": {"ips": [f"{PBX}/32"], "caller_ids": CALLER_IDS,
                        "accounts": [{"username": "31000001", "password": PASSWORD}]},
             "empty": {},
         },
@@ -158,6 +163,10 @@ def test_provisioning_change_applies_to_the_next_call(edge: Edge, tmp_path: Path
     assert edge.cli("acl", "create", "newco-pbx").returncode == 0
     assert edge.cli("acl", "add-ip", "newco-pbx", f"{STRANGER}/32").returncode == 0
     assert edge.cli("domain", "attach", "newco", "newco-pbx").returncode == 0
+    r = call(edge, tmp_path, "refused_403_without_challenge", domain, source=STRANGER)
+    assert r.ok, r.explain()  # admitted, but no caller ID it may present: 403
+    assert edge.cli("acl", "caller-ids", "newco-pbx", "--default", "+31200000000",
+                    "--policy", "replace").returncode == 0
     r = call(edge, tmp_path, "call_answered", domain, source=STRANGER)
     assert r.ok, r.explain()
 

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.e2e
 
 PBX = "127.0.0.1"
 NUMBER = "+3123456789"
+OFFICE = {"ips": [f"{PBX}/32"],
+          "caller_ids": {"default": "+31200000000", "policy": "replace"}}
 ROUTING = {"probe_interval_s": 1, "probe_timeout_ms": 1000, "branch_timeout_ms": 1000}
 
 
@@ -84,7 +86,7 @@ def pops(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture
 def fresh(pops: Pops) -> Iterator[Pops]:
-    pops.edge.provision({"acls": {"office": {"ips": [f"{PBX}/32"]}},
+    pops.edge.provision({"acls": {"office": OFFICE},
                          "domains": {"acme": {"acls": ["office"]},
                                      "globex": {"acls": ["office"], "pop": "us2"}}})
     yield pops
@@ -256,8 +258,7 @@ def test_internal_headers_never_reach_the_customer(
 ) -> None:
     """Gateways send P-Charging-Vector; the customer's UAC fails the call if it sees it.
     An edge configured to strip nothing proves that the UAC's check does fail."""
-    pops.edge.provision({"acls": {"office": {"ips": [f"{PBX}/32"]}},
-                         "domains": {"acme": {"acls": ["office"]}}})
+    pops.edge.provision({"acls": {"office": OFFICE}, "domains": {"acme": {"acls": ["office"]}}})
     assert pops.call(tmp_path, f"acme.{BASE}").ok
     leaky = Edge(tmp_path / "leaky", redis_server.url, {"eu1": pops.gw["eu1"].uri},
                  routing={"strip_reply_headers": []})

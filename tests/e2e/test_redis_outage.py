@@ -19,7 +19,8 @@ PBX = "127.0.0.1"
 USER, PASSWORD = "31000000", "pw"
 CONFIG = {
     "acls": {
-        "office": {"ips": [f"{PBX}/32"]},
+        "office": {"ips": [f"{PBX}/32"], "caller_ids": {"default": "+31200000000",
+                                                        "policy": "replace"}},
         "roaming": {"accounts": [{"username": USER, "password": PASSWORD}]},
     },
     "domains": {"acme": {"acls": ["office", "roaming"]}},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import redis
 import yaml
 
 from harness import VENV_BIN, RedisServer
+from trunkedge.cli import main
 from trunkedge.provisioning import Provisioner, parse_config
 from trunkedge.schema import LOOKUP_SCRIPT, Keys, decode_lookup
 
@@ -28,14 +31,24 @@ def db(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def cli(redis_server: RedisServer, db: redis.Redis):  # type: ignore[no-untyped-def]
+def cli(redis_server: RedisServer, db: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """The `trunkedge` command line, run in-process (the e2e tests run the real binary)."""
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(VENV_BIN / "trunkedge"), "--redis", redis_server.url, "--prefix", PREFIX,
-             "--realm", REALM, *args],
-            input=stdin, capture_output=True, text=True, timeout=30,
-        )
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        argv = ["--redis", redis_server.url, "--prefix", PREFIX, "--realm", REALM, *args]
+        code = main(argv)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
     return run
+
+
+def test_the_installed_command_runs(redis_server: RedisServer) -> None:
+    out = subprocess.run([str(VENV_BIN / "trunkedge"), "--redis", redis_server.url,
+                          "--prefix", PREFIX, "--realm", REALM, "domain", "create", "x-y"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "error: domain: 'x-y'" in out.stderr
 
 
 def snapshot(db: redis.Redis) -> dict[bytes, bytes | None]:
@@ -68,6 +81,11 @@ def seed(cli) -> None:  # type: ignore[no-untyped-def]
         (("acl", "delete", "office"), "acl"),  # still attached
         (("acl", "create", "office"), "acl"),
         (("domain", "set-pop", "acme", "mars1"), "pop"),
+        (("acl", "caller-ids", "office", "--allow", "0201234567"), "caller_ids.allow"),
+        (("acl", "caller-ids", "office", "--allow", "+31*5"), "caller_ids.allow"),
+        (("acl", "caller-ids", "office", "--default", "+1"), "caller_ids.default"),
+        (("acl", "caller-ids", "office", "--policy", "replace"), "caller_ids.default"),
+        (("acl", "caller-ids", "office", "--user", "nobody", "--allow", "+31*"), "username"),
         (("domain", "set-pop", "nosuch", "us1"), "domain"),
     ],
 )
@@ -110,8 +128,26 @@ def test_show_list_and_delete(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("acl", "list").stdout.split() == []
 
 
+def test_caller_ids_on_acls_and_accounts(cli) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    assert cli("acl", "caller-ids", "office", "--allow", "+3120*", "--default",
+               "+31200000000", "--policy", "replace").returncode == 0
+    assert cli("acl", "caller-ids", "office", "--user", "31000000", "--allow",
+               "+31201234567").returncode == 0
+    exported = yaml.safe_load(cli("export").stdout)
+    office = exported["acls"]["office"]
+    assert office["caller_ids"] == {"allow": ["+3120*"], "default": "+31200000000",
+                                    "policy": "replace"}
+    assert office["accounts"][0]["caller_ids"] == {"allow": ["+31201234567"],
+                                                   "policy": "reject"}
+    assert cli("acl", "caller-ids", "office").returncode == 0  # nothing: cleared
+    assert "caller_ids" not in yaml.safe_load(cli("export").stdout)["acls"]["office"]
+
+
 def test_export_import_round_trip(cli, tmp_path: Path, db: redis.Redis) -> None:  # type: ignore[no-untyped-def]
     seed(cli)
+    assert cli("acl", "caller-ids", "office", "--allow", "+3120*", "--default",
+               "+31200000000", "--policy", "replace").returncode == 0
     assert cli("domain", "set-pop", "acme", "apac1").returncode == 0
     exported = cli("export").stdout
     assert "pw1" not in exported and "ha1" in exported
@@ -138,6 +174,9 @@ def test_export_import_round_trip(cli, tmp_path: Path, db: redis.Redis) -> None:
         ({"realm": "other.example"}, "realm"),
         ({"customers": {}}, "customers"),
         ({"domains": {"acme": {"pop": "eu3"}}}, "domains.acme.pop"),
+        ({"acls": {"a": {"caller_ids": {"allow": ["+31*"], "policy": "replace"}}}},
+         "acls.a.caller_ids.default"),
+        ({"acls": {"a": {"caller_ids": {"allow": [31201234567]}}}}, "acls.a.caller_ids.allow"),
     ],
 )
 def test_invalid_import_names_the_field_and_changes_nothing(
