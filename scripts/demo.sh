@@ -39,17 +39,22 @@ sipp -sf sipp-scenarios/gateway_answers.xml -key gw eu1 -i 127.0.0.1 -p 5091 -no
     -trace_err -error_file "$STATE/gateway.err" >/dev/null 2>"$STATE/gateway.log" &
 pids+=($!)
 
+KEYS="-key from_display '' -key hdr2 'X-Pad: 1' -key hdr3 'X-Pad: 1' -key hdr4 'X-Pad: 1'"
 cat <<MSG
 
 demo: the edge listens on udp/tcp 127.0.0.1:5060, Redis on 127.0.0.1:$REDIS_PORT.
-demo: in another terminal, place a test call admitted by the PBX's address (IP ACL "office"):
+demo: in another terminal, place a test call admitted by the PBX's address (IP ACL "office";
+demo: the From number is not one it may present, so the default caller ID is asserted):
   sipp -sf $ROOT/sipp-scenarios/call_answered.xml 127.0.0.1:5060 -i 127.0.0.1 -m 1 \\
-       -s +3123456789 -key domain acme.sip.example.net -key from_user pbx
-demo: or one from another address with digest (account 31000000 of ACL "roaming"):
-  sipp -sf $ROOT/sipp-scenarios/call_answered_after_challenge.xml 127.0.0.1:5060 -i 127.0.0.2 -m 1 \\
-       -s +3123456789 -key domain acme.sip.example.net -key from_user 31000000 \\
-       -au 31000000 -ap demo-password -auth_uri sip:+3123456789@acme.sip.example.net
-demo: provisioning: ${TE[*]} --help
+       -s +3123456789 -key domain acme.sip.example.net -key from_user pbx \\
+       -key from_host acme.sip.example.net -key hdr1 'X-Pad: 1' $KEYS
+demo: or one from another address with digest (account 31000000 of ACL "roaming"),
+demo: presenting its verified number in P-Preferred-Identity:
+  sipp -sf $ROOT/sipp-scenarios/call_answered_after_challenge.xml 127.0.0.1:5060 -i 127.0.0.2 \\
+       -m 1 -s +3123456789 -key domain acme.sip.example.net -key from_user 31000000 \\
+       -key from_host acme.sip.example.net -key hdr1 'P-Preferred-Identity: <tel:+31205550100>' \\
+       $KEYS -au 31000000 -ap demo-password -auth_uri sip:+3123456789@acme.sip.example.net
+demo: provisioning: ${TE[*]} --help; state: ${TE[*]} status
 demo: starting Kamailio (Ctrl-C stops the edge, Redis and the gateway)
 
 MSG
