@@ -13,9 +13,9 @@ import KSR
 
 from trunkedge.dialog_token import route_param
 from trunkedge.errors import StoreUnavailable
+from trunkedge.identity import REMOVED, IdentityEdits, IdentityFacts, IdentityRefused, settle
 from trunkedge.methods import ALLOW, OutOfDialog, classify
 from trunkedge.model import AccountView
-from trunkedge.identity import REMOVED, IdentityEdits, IdentityFacts, IdentityRefused, settle
 from trunkedge.policy import (
     Admit,
     CallFacts,
