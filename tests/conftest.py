@@ -34,11 +34,13 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
 def gateways(workdir: Path) -> Iterator[dict[str, Gateway]]:
     _require("sipp")
     gws = {pop: Gateway(pop, workdir / "gateways") for pop in POPS}
-    for gw in gws.values():
-        gw.start()
-    yield gws
-    for gw in gws.values():
-        gw.stop()
+    try:
+        for gw in gws.values():
+            gw.start()
+        yield gws
+    finally:
+        for gw in gws.values():
+            gw.stop()
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +48,8 @@ def edge(workdir: Path, redis_server: RedisServer, gateways: dict[str, Gateway])
     _require("kamailio")
     e = Edge(workdir / "edge", redis_server.url, {p: g.uri for p, g in gateways.items()})
     e.extra_listen = (f"udp:[::1]:{e.port}",)
-    e.start()
-    yield e
-    e.stop()
+    try:
+        e.start()
+        yield e
+    finally:
+        e.stop()

@@ -189,7 +189,11 @@ class Gateway:
             cwd=self.dir,
         )
         # SIPp binds its port before reading the scenario; wait until it is taken.
-        wait_until(lambda: self._port_taken(), 5, f"gateway {self.name} to listen")
+        try:
+            wait_until(lambda: self._port_taken(), 5, f"gateway {self.name} to listen")
+        except TimeoutError:
+            self.stop()
+            raise
 
     @property
     def log_path(self) -> Path:

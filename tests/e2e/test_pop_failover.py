@@ -71,17 +71,19 @@ def pops(tmp_path_factory: pytest.TempPathFactory,
     work = tmp_path_factory.mktemp("pops")
     special = {"apac1": "gateway_unavailable_503", "apac2": "gateway_busy_486"}
     gws = {p: Gateway(p, work / "gw", scenario=special.get(p, "gateway_answers")) for p in POPS}
-    for gw in gws.values():
-        gw.start()
     edge = Edge(work / "edge", redis_server.url, {p: g.uri for p, g in gws.items()},
                 routing=dict(ROUTING))
-    edge.start()
-    p = Pops(edge, gws)
-    p.restore()
-    yield p
-    edge.stop()
-    for gw in gws.values():
-        gw.stop()
+    try:
+        for gw in gws.values():
+            gw.start()
+        edge.start()
+        p = Pops(edge, gws)
+        p.restore()
+        yield p
+    finally:
+        edge.stop()
+        for gw in gws.values():
+            gw.stop()
 
 
 @pytest.fixture

@@ -32,14 +32,17 @@ def outage(tmp_path_factory: pytest.TempPathFactory,
            gateways: dict[str, Gateway]) -> Iterator[tuple[RedisServer, Edge]]:
     work = tmp_path_factory.mktemp("outage")
     server = RedisServer(work / "redis")
-    server.start()
     edge = Edge(work / "edge", server.url, {p: g.uri for p, g in gateways.items()})
-    edge.start()
-    edge.provision(CONFIG)
-    yield server, edge
-    edge.stop()
-    server.resume() if server.proc else None
-    server.stop(save=False)
+    try:
+        server.start()
+        edge.start()
+        edge.provision(CONFIG)
+        yield server, edge
+    finally:
+        edge.stop()
+        if server.proc:
+            server.resume()
+        server.stop(save=False)
 
 
 def ip_call(edge: Edge, tmp_path: Path, scenario: str):  # type: ignore[no-untyped-def]
