@@ -53,7 +53,7 @@ demo: presenting its verified number in P-Preferred-Identity:
   sipp -sf $ROOT/sipp-scenarios/call_answered_after_challenge.xml 127.0.0.1:5060 -i 127.0.0.2 \\
        -m 1 -s +3123456789 -key domain acme.sip.example.net -key from_user 31000000 \\
        -key from_host acme.sip.example.net -key hdr1 'P-Preferred-Identity: <tel:+31205550100>' \\
-       $KEYS -au 31000000 -ap demo-password -auth_uri sip:+3123456789@acme.sip.example.net
+       $KEYS -au 31000000 -ap demo-password -auth_uri +3123456789@acme.sip.example.net
 demo: provisioning: ${TE[*]} --help; state: ${TE[*]} status
 demo: starting Kamailio (Ctrl-C stops the edge, Redis and the gateway)
 

@@ -283,7 +283,7 @@ def run_sipp(
     if rate:
         argv += ["-r", str(rate)]
     if auth:
-        argv += ["-au", auth[0], "-ap", auth[1], "-auth_uri", f"sip:{number}@{domain}"]
+        argv += ["-au", auth[0], "-ap", auth[1], "-auth_uri", f"{number}@{domain}"]  # SIPp adds sip:
     argv += list(extra)
     proc = subprocess.run(argv, cwd=run_dir, capture_output=True, timeout=timeout + 30)
     read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731

@@ -7,12 +7,15 @@ and carries the decision out with Kamailio's modules (sl, tm, rr, auth).
 from __future__ import annotations
 
 import os
+import time
 import traceback
 
 import KSR
 
+from trunkedge import digest
 from trunkedge.dialog_token import route_param
 from trunkedge.errors import StoreUnavailable
+from trunkedge.guard import Networks, is_scanner
 from trunkedge.identity import REMOVED, IdentityEdits, IdentityFacts, IdentityRefused, settle
 from trunkedge.methods import ALLOW, OutOfDialog, classify
 from trunkedge.model import AccountView
@@ -21,7 +24,7 @@ from trunkedge.policy import (
     CallFacts,
     Challenge,
     Credentials,
-    Decision,
+    DigestCheck,
     DigestResult,
     Refuse,
     caller_ids_for,
@@ -39,8 +42,10 @@ from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
 from trunkedge.store import Store
 from trunkedge.target import parse_target
 
-_QOP_AUTH, _STALE = 1, 16  # auth_challenge flags
 METRICS = "te_metrics"  # htable of counters, dumped by `trunkedge status`
+BANS = "te_bans"  # htable: this edge's copy of the banned addresses (expiring items)
+STATE = "te_state"  # htable: state shared by the workers (the Redis circuit breaker)
+AUTH_FAILURES = ("wrong-credentials", "auth-user-not-from-user")
 FAILURE_ROUTE = "ksr_failure_route"
 PRIVATE_REPLY_ROUTE = "ksr_private_reply_route"
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
@@ -51,6 +56,17 @@ def _pv(name: str) -> str:
     return "" if value is None else str(value)
 
 
+class SharedBreaker:
+    """The store's circuit breaker state in shared memory: every worker sees it."""
+
+    def get(self) -> int:
+        value = KSR.htable.sht_get(STATE, "redis_open_until")
+        return int(value) if value else 0
+
+    def set(self, open_until_ms: int) -> None:
+        KSR.htable.sht_seti(STATE, "redis_open_until", open_until_ms)
+
+
 class Edge:
     """The object app_python3 calls for every SIP message."""
 
@@ -59,7 +75,11 @@ class Edge:
         self.realm = settings.realm
         self.secret = secret
         self.pops = frozenset(POP_NAMES)
-        self.store = Store(settings.redis)
+        self.security = settings.security
+        self.store = Store(settings.redis, settings.security.breaker_ms, SharedBreaker())
+        self.flood_exempt = Networks(settings.security.flood_exempt)
+        self.nonces = digest.Nonces(secret, settings.realm, settings.auth.nonce_expire)
+        self.opaque = self.nonces.opaque()
         r = settings.routing
         self.plan = PopPlan(settings.default_pop, r.region_order, frozenset(settings.pops))
         self.ring_ms = r.ring_timeout_s * 1000
@@ -82,7 +102,11 @@ class Edge:
         return 1
 
     def ksr_reply_route(self, msg: object) -> int:
-        """Replies on their way to the customer lose the trusted realm's internal headers."""
+        """Only replies to the edge's own transactions pass (never forwarded statelessly);
+        on their way to the customer they lose the trusted realm's internal headers."""
+        if KSR.tm.t_check_trans() < 0:
+            KSR.set_drop()
+            return 1
         if self.strip_re:
             KSR.textops.remove_hf_re(self.strip_re)
         return 1
@@ -106,6 +130,15 @@ class Edge:
 
     # -- routing --------------------------------------------------------------------------
     def request(self) -> None:
+        source = _pv("$si")
+        if is_scanner(KSR.hdr.get("User-Agent"), self.security.scanners):
+            self.count("dropped:scanner")
+            return  # no answer at all: scanners learn nothing
+        if (source not in self.flood_exempt and KSR.dispatcher.ds_is_from_lists() < 0
+                and KSR.pike.pike_check_req() < 0):
+            self.count("dropped:flood")
+            return
+        KSR.force_rport()  # answer where the request came from (NAT), RFC 3581
         if KSR.maxfwd.process_maxfwd(10) < 0:
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return
@@ -116,6 +149,9 @@ class Edge:
             return
         if KSR.siputils.has_totag() > 0:
             self.in_dialog()
+            return
+        if KSR.htable.sht_get(BANS, source) is not None:
+            self.count("dropped:banned")
             return
         kind = classify(_pv("$rm"))
         if kind is OutOfDialog.CANCEL:
@@ -138,8 +174,8 @@ class Edge:
         elif kind is OutOfDialog.NO_DIALOG:
             self.reply(481, "Call/Transaction Does Not Exist")
         elif kind is OutOfDialog.NOT_ALLOWED:
-            self.log_refusal(Refuse(405, "Method Not Allowed", "method-not-allowed"), "")
-            self.reply(405, "Method Not Allowed", f"Allow: {ALLOW}\r\n")
+            self.refuse(Refuse(405, "Method Not Allowed", "method-not-allowed"), "",
+                        f"Allow: {ALLOW}\r\n")
         else:
             self.admit()
 
@@ -175,30 +211,39 @@ class Edge:
     def admit(self) -> None:
         """An initial INVITE: admission by the policy core, then relay to the POP."""
         target = parse_target(_pv("$rd"), self.realm, self.pops)
-        creds = None
-        if KSR.auth.has_credentials(self.realm) > 0:
-            creds = Credentials(username=_pv("$au"), realm=self.realm)
+        source = _pv("$si")
+        creds = self.credentials()
         facts = CallFacts(
-            source_ip=_pv("$si"),
+            source_ip=source,
             ruri_user=_pv("$rU"),
             from_user=_pv("$fU"),
-            credentials=creds,
+            credentials=Credentials(creds.username, creds.realm) if creds else None,
         )
         domain = target.domain if target else ""
         if target is None:
-            decision: Decision = Refuse(403, "Forbidden", "foreign-host")
-        else:
-            try:
-                lookup = self.store.lookup(target.domain, creds.username if creds else "")
-            except StoreUnavailable as e:
-                KSR.warn(f"trunkedge: store unavailable, answering 503: {e}\n")
-                self.log_refusal(Refuse(503, "Service Unavailable", "store-unavailable"), domain)
-                self.reply(503, "Service Unavailable", self.retry_after)
+            self.refuse(Refuse(403, "Forbidden", "foreign-host"), domain)
+            return
+        try:
+            lookup = self.store.lookup(target.domain, creds.username if creds else "", source)
+            if lookup.banned_for:
+                KSR.htable.sht_setxi(BANS, source, 1, lookup.banned_for)
+                self.count("dropped:banned")
                 return
-            decision = decide(
-                target, facts, lookup, self.verify_digest,
-                realm=self.realm, plan=self.plan,
-            )
+            algorithms = (lookup.domain.algorithms if lookup.domain else ()) or \
+                self.settings.auth.algorithms
+
+            def verify(account: AccountView | None) -> DigestCheck:
+                assert creds is not None
+                return self.verify_digest(creds, account, algorithms)
+
+            decision = decide(target, facts, lookup, verify, realm=self.realm, plan=self.plan)
+            if isinstance(decision, Refuse) and decision.reason.startswith(AUTH_FAILURES):
+                self.auth_failed(source)
+        except StoreUnavailable as e:
+            KSR.warn(f"trunkedge: store unavailable, answering 503: {e}\n")
+            self.refuse(Refuse(503, "Service Unavailable", "store-unavailable"), domain,
+                        self.retry_after)
+            return
         if isinstance(decision, Admit):
             identity = settle(
                 IdentityFacts(_pv("$fu"), KSR.hdr.get("P-Preferred-Identity"),
@@ -206,35 +251,60 @@ class Edge:
                 caller_ids_for(decision, lookup), self.realm,
             )
             if isinstance(identity, IdentityRefused):
-                refusal = Refuse(403, "Caller ID Not Allowed", identity.reason)
-                self.log_refusal(refusal, domain)
-                self.reply(refusal.code, refusal.phrase)
+                self.refuse(Refuse(403, "Caller ID Not Allowed", identity.reason), domain)
             else:
                 self.relay(decision, identity)
         elif isinstance(decision, Challenge):
-            KSR.auth.auth_challenge(self.realm, _QOP_AUTH | (_STALE if decision.stale else 0))
+            self.challenge(algorithms, decision.stale)
         else:
-            self.log_refusal(decision, domain)
-            self.reply(decision.code, decision.phrase)
+            self.refuse(decision, domain)
 
-    def verify_digest(self, account: AccountView) -> DigestResult:
-        """The digest seam, for now Kamailio's auth module with the MD5 HA1."""
-        ha1 = account.ha1.get("MD5")
-        if ha1 is None:
-            return DigestResult.WRONG
-        rc = KSR.auth.pv_auth_check(self.realm, ha1, 1, 0)
-        if rc > 0:
-            return DigestResult.OK
-        if rc == -4:
-            return DigestResult.STALE
-        if rc == -5:
-            return DigestResult.MISSING
-        return DigestResult.WRONG
+    def credentials(self) -> digest.Credentials | None:
+        """The request's Digest credentials for our realm (other realms are not ours)."""
+        for i in range(3):
+            value = KSR.hdr.get_idx("Proxy-Authorization", i)
+            if value is None:
+                return None
+            creds = digest.parse_credentials(value)
+            if creds is not None and creds.realm.lower() == self.realm:
+                return creds
+        return None
+
+    def verify_digest(self, creds: digest.Credentials, account: AccountView | None,
+                      algorithms: tuple[str, ...]) -> DigestCheck:
+        """The digest seam: RFC 7616/8760 in Python, replay claimed in Redis (all edges)."""
+        now = time.time()
+        verdict = digest.verify(creds, method=_pv("$rm"), request_uri=_pv("$ru"),
+                                ha1s=account.ha1 if account else None, allowed=algorithms,
+                                nonces=self.nonces, now=now)
+        if verdict.outcome is digest.Outcome.STALE:
+            return DigestCheck(DigestResult.STALE, verdict.detail)
+        if verdict.outcome is digest.Outcome.WRONG:
+            return DigestCheck(DigestResult.WRONG, verdict.detail)
+        ttl = self.nonces.remaining(creds.nonce, now)
+        if not self.store.claim_nonce_use(creds.nonce, creds.nc or "", ttl):
+            return DigestCheck(DigestResult.WRONG, "replay")
+        return DigestCheck(DigestResult.OK, "ok")
+
+    def challenge(self, algorithms: tuple[str, ...], stale: bool) -> None:
+        nonce = self.nonces.issue(time.time())
+        for header in digest.challenge_headers(self.realm, algorithms, nonce, self.opaque,
+                                               stale):
+            KSR.hdr.append_to_reply(header + "\r\n")
+        KSR.sl.sl_send_reply(407, "Proxy Authentication Required")
+
+    def auth_failed(self, source: str) -> None:
+        """Count a failed authentication; past the limit the address is banned everywhere."""
+        sec = self.security
+        if self.store.record_failure(source, sec.ban_failures, sec.ban_window_s, sec.ban_time_s):
+            KSR.htable.sht_setxi(BANS, source, 1, sec.ban_time_s)
+            self.count("banned")
+            KSR.notice(f"trunkedge: banned {source} for {sec.ban_time_s}s after "
+                       f"{sec.ban_failures} failed authentications\n")
 
     def relay(self, admit: Admit, identity: IdentityEdits) -> None:
         """Relay to the first live gateway of the first POP; failover walks the rest."""
-        if admit.username:
-            KSR.auth.consume_credentials()  # the POP never sees the customer's digest
+        KSR.hdr.remove("Proxy-Authorization")  # the POP never sees the customer's digest
         for name in identity.remove:
             KSR.hdr.remove(name)
         for line in identity.add:
@@ -243,8 +313,8 @@ class Edge:
             KSR.pv.seti(PRIVATE_AVP, 1)
         rules = dispatcher_rules(admit.pops, self.settings.pops)
         if KSR.dispatcher.ds_select_routes(rules, "d") < 0:
-            self.log_refusal(Refuse(503, "Service Unavailable", "no-gateway-up"), "")
-            self.reply(503, "Service Unavailable", self.retry_after)
+            self.refuse(Refuse(503, "Service Unavailable", "no-gateway-up"), "",
+                        self.retry_after)
             return
         KSR.rr.record_route_params(route_param(self.secret, _pv("$ci"), identity.private))
         pop = self.current_pop()
@@ -303,6 +373,10 @@ class Edge:
     def count(self, *names: str) -> None:
         for name in names:
             KSR.htable.sht_inc(METRICS, name)
+
+    def refuse(self, refusal: Refuse, domain: str, headers: str = "") -> None:
+        self.log_refusal(refusal, domain)
+        self.reply(refusal.code, refusal.phrase, headers)
 
     def log_refusal(self, refusal: Refuse, domain: str) -> None:
         self.count(f"refused:{refusal.reason}")

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         add(dom, op, "domain", "acl")
     add(dom, "set-pop", "domain", "pop",
         help="POP that <domain>.sip.<base> tries first (or 'default': the edge's)")
+    add(dom, "set-algorithms", "domain", "algorithms",
+        help="digest algorithms, preferred first: SHA-256,MD5 (or 'default': the edge's)")
 
     acl = add(sub, "acl", help="access control lists").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
@@ -187,6 +189,9 @@ def _domain(prov: Provisioner, args: argparse.Namespace) -> None:
         prov.domain_detach(args.domain, args.acl)
     elif op == "set-pop":
         prov.domain_set_pop(args.domain, None if args.pop == "default" else args.pop)
+    elif op == "set-algorithms":
+        algs = [] if args.algorithms == "default" else args.algorithms.split(",")
+        prov.domain_set_algorithms(args.domain, [a.strip() for a in algs])
 
 
 def _acl(prov: Provisioner, args: argparse.Namespace) -> None:

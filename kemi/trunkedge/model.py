@@ -40,6 +40,7 @@ class DomainView:
     name: str
     acls: tuple[AclView, ...]
     pop: str | None = None  # provisioned POP for the default form
+    algorithms: tuple[str, ...] = ()  # digest algorithms, preferred first (empty: the edge's)
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,4 @@ class Lookup:
 
     domain: DomainView | None
     account: AccountView | None
+    banned_for: int = 0  # seconds the source address stays banned (0: not banned)

@@ -26,13 +26,20 @@ from trunkedge.target import Target
 
 class DigestResult(enum.Enum):
     OK = "ok"
-    WRONG = "wrong"  # response does not match: wrong password, bad nonce, replay
+    WRONG = "wrong"  # wrong password or user, bad nonce/uri/algorithm, replay
     STALE = "stale"  # correct response on an expired nonce: challenge again, stale=true
-    MISSING = "missing"  # no credentials for our realm after all
 
 
-Verifier = Callable[[AccountView], DigestResult]
-"""The digest seam: checks the request's credentials against the account's HA1s."""
+@dataclass(frozen=True)
+class DigestCheck:
+    result: DigestResult
+    detail: str = ""  # why, for the logs only (never in a reply)
+
+
+Verifier = Callable[[AccountView | None], DigestCheck]
+"""The digest seam: checks the request's credentials against the account's HA1s. Given
+None (no such account) it does the same work and fails, so that an unknown username and
+a wrong password cannot be told apart."""
 
 
 @dataclass(frozen=True)
@@ -115,21 +122,19 @@ def decide(
     creds = facts.credentials
     if creds is None or creds.realm.lower() != realm.lower():
         return Challenge()
-    account = lookup.account
-    if account is None or account.username != creds.username or account.acl not in candidates:
-        return refuse_forbidden("unknown-or-foreign-account")
     if creds.username != facts.from_user:
         return refuse_forbidden("auth-user-not-from-user")
-    if account.realm.lower() != realm.lower():
-        return refuse_forbidden("account-realm-mismatch")
-    result = verify(account)
-    if result is DigestResult.OK:
+    account = lookup.account
+    usable = (account is not None and account.username == creds.username
+              and account.acl in candidates and account.realm.lower() == realm.lower())
+    check = verify(account if usable else None)
+    if not usable or account is None:
+        return refuse_forbidden("wrong-credentials:unknown-or-foreign-account")
+    if check.result is DigestResult.OK:
         return _admit(facts, Admit(pops=pops, acl=account.acl, username=account.username))
-    if result is DigestResult.STALE:
+    if check.result is DigestResult.STALE:
         return Challenge(stale=True)
-    if result is DigestResult.MISSING:
-        return Challenge()
-    return refuse_forbidden("wrong-credentials")
+    return refuse_forbidden(f"wrong-credentials:{check.detail or 'response'}")
 
 
 def _admit(facts: CallFacts, admit: Admit) -> Decision:

@@ -49,6 +49,7 @@ class AclSpec:
 class DomainSpec:
     acls: list[str] = field(default_factory=list)
     pop: str | None = None
+    algorithms: list[str] = field(default_factory=list)  # empty: the edge's default
 
 
 @dataclass
@@ -119,9 +120,25 @@ class Provisioner:
         d = names.domain_name(name)
         if not self.r.sismember(self.k.domains, d):
             raise ConfigError("domain", f"{d!r} does not exist")
-        pop = self.r.hget(self.k.domain(d), "pop")
+        pop, algs = self.r.hmget(self.k.domain(d), "pop", "algs")
         return {"domain": d, "pop": pop.decode() if pop else None,
+                "algorithms": algs.decode().split(",") if algs else None,
                 "acls": _strs(self.r.smembers(self.k.domain_acls(d)))}
+
+    def domain_set_algorithms(self, name: str, algorithms: list[str]) -> None:
+        """Digest algorithms the domain accepts, most preferred first ([]: the edge's)."""
+        d = names.domain_name(name)
+        algs = check_algorithms(algorithms, "algorithms")
+
+        def q(pipe: Pipe) -> None:
+            self._need_domain(pipe, d)
+            pipe.multi()
+            if algs:
+                pipe.hset(self.k.domain(d), "algs", ",".join(algs))
+            else:
+                pipe.hdel(self.k.domain(d), "algs")
+
+        self._change(q)
 
     def domain_set_pop(self, name: str, pop: str | None) -> None:
         """The POP the default form `<name>.sip.<base>` tries first (None: the edge's)."""
@@ -293,9 +310,10 @@ class Provisioner:
             spec.acls[a] = AclSpec(_strs(self.r.smembers(self.k.acl_nets(a))), accounts,
                                    decode_caller_ids(acl_hash))
         for d in self.domain_list():
-            pop = self.r.hget(self.k.domain(d), "pop")
+            pop, algs = self.r.hmget(self.k.domain(d), "pop", "algs")
             spec.domains[d] = DomainSpec(_strs(self.r.smembers(self.k.domain_acls(d))),
-                                         pop.decode() if pop else None)
+                                         pop.decode() if pop else None,
+                                         algs.decode().split(",") if algs else [])
         return spec
 
     def import_config(self, spec: ConfigSpec) -> None:
@@ -325,8 +343,12 @@ class Provisioner:
                     pipe.sadd(self.k.acl_accounts(a), u)
             for d, dom in spec.domains.items():
                 pipe.sadd(self.k.domains, d)
-                pipe.hset(self.k.domain(d), mapping={"name": d, **({"pop": dom.pop} if dom.pop
-                                                                   else {})})
+                fields = {"name": d}
+                if dom.pop:
+                    fields["pop"] = dom.pop
+                if dom.algorithms:
+                    fields["algs"] = ",".join(dom.algorithms)
+                pipe.hset(self.k.domain(d), mapping=fields)
                 if dom.acls:
                     pipe.sadd(self.k.domain_acls(d), *dom.acls)
                 for a in dom.acls:
@@ -397,8 +419,8 @@ def parse_config(raw: object, realm: str) -> ConfigSpec:
         if d in spec.domains:
             raise ConfigError(f"domains.{d_raw}", f"{d!r} is listed twice (names ignore case)")
         body = body or {}
-        if not isinstance(body, Mapping) or set(body) - {"acls", "pop"}:
-            raise ConfigError(f"domains.{d}", "must be a mapping with 'acls' (and 'pop')")
+        if not isinstance(body, Mapping) or set(body) - {"acls", "pop", "algorithms"}:
+            raise ConfigError(f"domains.{d}", "must be a mapping of 'acls', 'pop', 'algorithms'")
         attached = body.get("acls") or []
         if not isinstance(attached, list):
             raise ConfigError(f"domains.{d}.acls", "must be a list of ACL names")
@@ -406,6 +428,7 @@ def parse_config(raw: object, realm: str) -> ConfigSpec:
         spec.domains[d] = DomainSpec(
             sorted({names.acl_name(x, f"domains.{d}.acls") for x in attached}),
             names.pop_name(pop, f"domains.{d}.pop") if pop is not None else None,
+            check_algorithms(body.get("algorithms") or [], f"domains.{d}.algorithms"),
         )
     _check_references(spec)
     return spec
@@ -437,7 +460,8 @@ def dump_config(spec: ConfigSpec, realm: str) -> dict[str, Any]:
             for a, acl in spec.acls.items()
         },
         "domains": {
-            d: {"acls": dom.acls, **({"pop": dom.pop} if dom.pop else {})}
+            d: {"acls": dom.acls, **({"pop": dom.pop} if dom.pop else {}),
+                **({"algorithms": dom.algorithms} if dom.algorithms else {})}
             for d, dom in spec.domains.items()
         },
     }
@@ -478,3 +502,10 @@ def _dump_ids(ids: CallerIds) -> dict[str, Any]:
     if ids.default:
         out["default"] = ids.default
     return {"caller_ids": out}
+
+
+def check_algorithms(raw: object, where: str) -> list[str]:
+    if not isinstance(raw, list) or not all(a in ALGORITHMS for a in raw) or (
+            len(set(raw)) != len(raw)):
+        raise ConfigError(where, f"must list distinct algorithms of {', '.join(ALGORITHMS)}")
+    return [str(a) for a in raw]

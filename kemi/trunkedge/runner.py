@@ -37,9 +37,11 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_SECRET": secret,
         "TE_BASE_DOMAIN": settings.base_domain,
         "TE_MASK_IP": settings.routing.mask_ip,
+        "TE_BAN_TIME": str(settings.security.ban_time_s),
     }
     defines = {
-        "TE_NONCE_EXPIRE": settings.auth.nonce_expire,
+        "TE_FLOOD_REQUESTS": settings.security.flood_requests,
+        "TE_FLOOD_WINDOW": settings.security.flood_window_s,
         "TE_CHILDREN": k.children,
         "TE_TCP_CHILDREN": k.tcp_children,
         "TE_LOG_LEVEL": k.log_level,

@@ -5,7 +5,8 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
 
     {p}version                   STRING  integer, INCR'd by every change
     {p}domains                   SET     domain names (lower-case)
-    {p}domain:{name}             HASH    name, pop (optional: POP for the default form)
+    {p}domain:{name}             HASH    name, pop (optional: POP for the default form),
+                                         algs (optional: digest algorithms, "SHA-256,MD5")
     {p}domain:{name}:acls        SET     ACL names attached to the domain
     {p}acls                      SET     ACL names
     {p}acl:{acl}                 HASH    name, cid_allow, cid_default, cid_policy
@@ -14,6 +15,10 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
     {p}acl:{acl}:domains         SET     domains the ACL is attached to (reverse index)
     {p}account:{username}        HASH    acl, realm, ha1_md5, ha1_sha256,
                                          cid_allow, cid_default, cid_policy
+
+    {p}ban:{ip}                  STRING  present while the address is banned (EX ban time)
+    {p}fail:{ip}                 STRING  failed authentications in the window (EX window)
+    {p}nc:{nonce}:{nc}           STRING  a digest (nonce, nc) already used (EX nonce life)
 
 Caller IDs (on an ACL, or an account): cid_allow is a comma-separated list of "+E164"
 numbers and "+prefix*" ranges; cid_default a "+E164"; cid_policy "reject" or "replace".
@@ -72,13 +77,26 @@ class Keys:
     def account(self, username: str) -> str:
         return f"{self.prefix}account:{username}"
 
+    def ban(self, address: str) -> str:
+        return f"{self.prefix}ban:{address}"
+
+    def failures(self, address: str) -> str:
+        return f"{self.prefix}fail:{address}"
+
+    def nonce_use(self, nonce: str, nc: str) -> str:
+        return f"{self.prefix}nc:{nonce}:{nc}"
+
 
 # One round trip per call: the domain, its ACLs (ranges and account counts) and the
 # account named by the credentials. Keys are derived from ARGV[1] (the prefix) exactly as
 # Keys does; this is a single-instance script (not Redis Cluster slot-safe).
 LOOKUP_SCRIPT = """
-local p, d, u = ARGV[1], ARGV[2], ARGV[3]
-local dom = redis.call('HMGET', p .. 'domain:' .. d, 'name', 'pop')
+local p, d, u, ip = ARGV[1], ARGV[2], ARGV[3], ARGV[4] or ''
+if ip ~= '' then
+  local ban = redis.call('TTL', p .. 'ban:' .. ip)
+  if ban > 0 then return {2, ban} end
+end
+local dom = redis.call('HMGET', p .. 'domain:' .. d, 'name', 'pop', 'algs')
 if not dom[1] then return {0} end
 local acls = redis.call('SMEMBERS', p .. 'domain:' .. d .. ':acls')
 local out = {}
@@ -89,7 +107,7 @@ for i, a in ipairs(acls) do
 end
 local acct = {}
 if u ~= '' then acct = redis.call('HGETALL', p .. 'account:' .. u) end
-return {1, out, acct, dom[2] or ''}
+return {1, out, acct, dom[2] or '', dom[3] or ''}
 """
 
 
@@ -103,6 +121,8 @@ def decode_lookup(raw: Sequence[Any], domain: str, username: str) -> Lookup:
     """Turn LOOKUP_SCRIPT's reply into the edge's view of the customer."""
     if not raw or raw[0] == 0:
         return Lookup(domain=None, account=None)
+    if raw[0] == 2:
+        return Lookup(domain=None, account=None, banned_for=int(raw[1]))
     acls = tuple(
         AclView(
             name=_s(name),
@@ -114,7 +134,23 @@ def decode_lookup(raw: Sequence[Any], domain: str, username: str) -> Lookup:
     )
     account = decode_account(username, raw[2]) if username else None
     pop = _s(raw[3]) if len(raw) > 3 and raw[3] else None
-    return Lookup(domain=DomainView(name=domain, acls=acls, pop=pop), account=account)
+    algs = tuple(_s(raw[4]).split(",")) if len(raw) > 4 and raw[4] else ()
+    return Lookup(domain=DomainView(name=domain, acls=acls, pop=pop, algorithms=algs),
+                  account=account)
+
+
+# A failed authentication from an address: count it; at the limit, ban the address
+# (shared by every edge on this Redis). KEYS: fail, ban; ARGV: window, limit, ban time.
+FAILURE_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n >= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
 
 
 def decode_account(username: str, flat: Sequence[bytes | str]) -> AccountView | None:

@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
+from trunkedge.digest import ALGORITHMS
 from trunkedge.errors import ConfigError
+from trunkedge.names import network
 from trunkedge.pops import POP_NAMES, REGIONS, Gateway
 
 SETTINGS_ENV = "TRUNKEDGE_SETTINGS"
@@ -35,6 +37,26 @@ class RedisSettings:
 class AuthSettings:
     secret: str = ""
     nonce_expire: int = 300
+    algorithms: tuple[str, ...] = ("MD5",)  # for domains that set none, preferred first
+
+
+SCANNERS = ("friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sundayddr", "iwar",
+            "vaxsipuseragent", "pplsip", "smap", "sipscan")
+"""User-Agent substrings of well-known SIP scanners (compared case-insensitively)."""
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Brute force bans (shared by the edges through Redis), flood limits, scanners."""
+
+    ban_failures: int = 5  # failed authentications from one address within ban_window_s
+    ban_window_s: int = 60
+    ban_time_s: int = 600  # ... ban it this long, on every edge
+    flood_requests: int = 200  # requests per flood_window_s per address (pike)
+    flood_window_s: int = 2
+    flood_exempt: tuple[str, ...] = ()  # CIDRs never flood-limited (gateways never are)
+    scanners: tuple[str, ...] = SCANNERS
+    breaker_ms: int = 500  # after a Redis failure, answer 503 at once for this long
 
 
 INTERNAL_HEADERS = ("P-Charging-Vector", "P-Charging-Function-Addresses", "P-Charge-Info",
@@ -71,6 +93,7 @@ class Settings:
     pops: Mapping[str, tuple[Gateway, ...]]
     redis: RedisSettings = field(default_factory=RedisSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     kamailio: KamailioSettings = field(default_factory=KamailioSettings)
     default_pop: str = "eu1"
@@ -115,7 +138,7 @@ def parse_settings(raw: object) -> Settings:
     if not isinstance(raw, Mapping):
         raise ConfigError("settings", "the file must hold a mapping")
     unknown = set(raw) - {"listen", "base_domain", "redis", "pops", "auth", "kamailio",
-                          "default_pop", "retry_after", "routing"}
+                          "default_pop", "retry_after", "routing", "security"}
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown setting")
 
@@ -155,8 +178,31 @@ def parse_settings(raw: object) -> Settings:
     secret = a.get("secret", "")
     if not isinstance(secret, str) or '"' in secret or "\\" in secret:
         raise ConfigError("auth.secret", "must be a string without quotes or backslashes")
+    algs = a.get("algorithms", ["MD5"])
+    if (not isinstance(algs, list) or not algs or len(set(algs)) != len(algs)
+            or not set(algs) <= set(ALGORITHMS)):
+        raise ConfigError("auth.algorithms", f"must list some of {', '.join(ALGORITHMS)}")
     auth = AuthSettings(secret=secret, nonce_expire=_int(a, "nonce_expire", 300,
-                                                        "auth.nonce_expire", 10, 86_400))
+                                                        "auth.nonce_expire", 10, 86_400),
+                        algorithms=tuple(algs))
+
+    sec = _section(raw, "security")
+    exempt = sec.get("flood_exempt", [])
+    if not isinstance(exempt, list):
+        raise ConfigError("security.flood_exempt", "must be a list of CIDRs")
+    scanners = sec.get("scanners", list(SCANNERS))
+    if not isinstance(scanners, list) or not all(isinstance(x, str) and x for x in scanners):
+        raise ConfigError("security.scanners", "must be a list of User-Agent substrings")
+    security = SecuritySettings(
+        ban_failures=_int(sec, "ban_failures", 5, "security.ban_failures", 1, 1000),
+        ban_window_s=_int(sec, "ban_window_s", 60, "security.ban_window_s", 1, 86_400),
+        ban_time_s=_int(sec, "ban_time_s", 600, "security.ban_time_s", 1, 604_800),
+        flood_requests=_int(sec, "flood_requests", 200, "security.flood_requests", 1, 1_000_000),
+        flood_window_s=_int(sec, "flood_window_s", 2, "security.flood_window_s", 1, 60),
+        flood_exempt=tuple(str(network(x, "security.flood_exempt")) for x in exempt),
+        scanners=tuple(x.lower() for x in scanners),
+        breaker_ms=_int(sec, "breaker_ms", 500, "security.breaker_ms", 0, 60_000),
+    )
 
     rt = _section(raw, "routing")
     order = rt.get("region_order", list(RoutingSettings.region_order))
@@ -184,7 +230,7 @@ def parse_settings(raw: object) -> Settings:
     )
     return Settings(
         listen=tuple(listen), base_domain=base.lower(), pops=pops, redis=redis, auth=auth,
-        routing=routing, kamailio=kam, default_pop=default_pop,
+        routing=routing, security=security, kamailio=kam, default_pop=default_pop,
         retry_after=_int(raw, "retry_after", 5, "retry_after", 1, 3600),
     )
 

@@ -45,6 +45,19 @@ def outage(tmp_path_factory: pytest.TempPathFactory,
         server.stop(save=False)
 
 
+def recovery_time(edge: Edge, limit: float = 3.0) -> float:
+    """Seconds until the edge admits calls again (it probes Redis again after its
+    circuit breaker's pause); the probe call is refused 403 once Redis answers."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        reply = sip_request((edge.host, edge.port), "INVITE", f"sip:+3123456789@acme.{BASE}",
+                            source="127.0.0.9", timeout=0.5)
+        if status_of(reply) != 503:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"the edge still answers 503 {limit}s after Redis came back")
+
+
 def ip_call(edge: Edge, tmp_path: Path, scenario: str):  # type: ignore[no-untyped-def]
     return run_sipp(scenario, edge.address, workdir=tmp_path, number="+3123456789",
                     domain=f"acme.{BASE}", source=PBX)
@@ -67,6 +80,7 @@ def test_redis_stopped_gives_503_then_service_resumes(
     finally:
         server.start()
 
+    assert recovery_time(edge) < 1.5
     again = ip_call(edge, tmp_path, "call_answered")
     assert again.ok, again.explain()
     assert "reason=store-unavailable" in edge.log()
@@ -91,5 +105,6 @@ def test_wedged_redis_gives_503_within_the_timeout(
         assert elapsed < 0.5
     finally:
         server.resume()
+    assert recovery_time(edge) < 1.5
     again = ip_call(edge, tmp_path, "call_answered")
     assert again.ok, again.explain()

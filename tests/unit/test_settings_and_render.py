@@ -67,7 +67,8 @@ def test_render_wrapper(tmp_path: Path) -> None:
 def test_main_cfg_has_the_modules_and_the_onsend_trap_fixed() -> None:
     text = MAIN_CFG.read_text()
     for module in ("tm", "tmx", "sl", "rr", "pv", "sanity", "maxfwd", "textops", "siputils",
-                   "xlog", "ctl", "jsonrpcs", "auth", "app_python3"):
+                   "xlog", "ctl", "jsonrpcs", "pike", "dispatcher", "htable", "topoh",
+                   "app_python3"):
         assert f'loadmodule "{module}.so"' in text
     assert 'cfgengine "python"' in text
     assert 'kemi.onsend_route_callback="none"' in text
