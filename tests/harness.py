@@ -5,8 +5,10 @@ Everything binds loopback addresses on free ports and is stopped by its own PID.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -283,7 +285,8 @@ def run_sipp(
     if rate:
         argv += ["-r", str(rate)]
     if auth:
-        argv += ["-au", auth[0], "-ap", auth[1], "-auth_uri", f"{number}@{domain}"]  # SIPp adds sip:
+        # SIPp puts "sip:" in front of -auth_uri itself
+        argv += ["-au", auth[0], "-ap", auth[1], "-auth_uri", f"{number}@{domain}"]
     argv += list(extra)
     proc = subprocess.run(argv, cwd=run_dir, capture_output=True, timeout=timeout + 30)
     read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
@@ -368,6 +371,10 @@ class SipCall:
         self.route: list[str] = []
         self.target = ruri
         self.responses: list[str] = []
+        self.cseq = 0
+
+    def close(self) -> None:
+        self.sock.close()
 
     def _send(self, method: str, uri: str, cseq: int, branch: str, extra: Sequence[str]) -> None:
         lines = [f"{method} {uri} SIP/2.0",
@@ -385,18 +392,29 @@ class SipCall:
                 if not data.startswith("SIP/2.0 1"):
                     return data
 
-    def invite(self) -> str:
+    def invite(self, headers: Sequence[str] = (), timeout: float = 5.0) -> str:
+        """One INVITE transaction (a new CSeq each time, same dialog identifiers); the
+        final response ("" if none came within `timeout`), ACKed as RFC 3261 says."""
+        self.cseq += 1
         branch = "z9hG4bK" + uuid.uuid4().hex
-        self._send("INVITE", self.ruri, 1, branch, self.headers)
-        final = self._final()
+        self._send("INVITE", self.ruri, self.cseq, branch, [*self.headers, *headers])
+        self.sock.settimeout(timeout)
+        try:
+            final = self._final()
+        except TimeoutError:
+            return ""
+        finally:
+            self.sock.settimeout(5)
         if final.startswith("SIP/2.0 2"):
             self.to_hdr = header_values(final, "To")[0]
             self.route = header_values(final, "Record-Route")
             self.target = header_values(final, "Contact")[0].strip("<>").split(">")[0]
-            self._send("ACK", self.target, 1, "z9hG4bK" + uuid.uuid4().hex,
+            self._send("ACK", self.target, self.cseq, "z9hG4bK" + uuid.uuid4().hex,
                        [f"Route: {r}" for r in self.route])
-        else:  # ACK of a negative final: same branch, hop by hop
-            self._send("ACK", self.ruri, 1, branch, [])
+        else:  # ACK of a negative final: same branch, hop by hop, the reply's To tag
+            to_hdr, self.to_hdr = self.to_hdr, header_values(final, "To")[0]
+            self._send("ACK", self.ruri, self.cseq, branch, [])
+            self.to_hdr = to_hdr
         return final
 
     def answer_request(self) -> str:
@@ -414,7 +432,8 @@ class SipCall:
         return text
 
     def bye(self) -> str:
-        self._send("BYE", self.target, 2, "z9hG4bK" + uuid.uuid4().hex,
+        self.cseq += 1
+        self._send("BYE", self.target, self.cseq, "z9hG4bK" + uuid.uuid4().hex,
                    [f"Route: {r}" for r in self.route])
         final = self._final()
         self.sock.close()
@@ -436,6 +455,10 @@ class Edge:
     shm_mb: int = 128
     log_level: int = 2
     routing: dict[str, object] = field(default_factory=dict)
+    # the customer addresses the load tests use are exempt from flood limits
+    security: dict[str, object] = field(default_factory=lambda: {
+        "flood_exempt": ["127.0.0.1/32", "127.0.0.2/32", "::1/128"]})
+    auth: dict[str, object] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -458,11 +481,12 @@ class Edge:
             "base_domain": BASE,
             "redis": {"url": self.redis_url, "prefix": "te-test:", "timeout_ms": 100},
             "pops": {pop: [uri] for pop, uri in self.gateways.items()},
-            "auth": {"secret": "test-secret", "nonce_expire": 300},
+            "auth": {"secret": "test-secret", "nonce_expire": 300, **self.auth},
             "kamailio": {"children": self.children, "tcp_children": 2, "shm_mb": self.shm_mb,
                          "pkg_mb": 16, "log_level": self.log_level},
             "retry_after": 7,
             "routing": self.routing,
+            "security": self.security,
         }
         self.settings_path.write_text(yaml.safe_dump(settings))
 
@@ -551,3 +575,33 @@ class Edge:
         result = self.cli("import", str(path))
         assert result.returncode == 0, result.stderr
 
+
+
+def challenges(reply: str) -> list[dict[str, str]]:
+    """The Proxy-Authenticate challenges of a 407, in order, as parameter dicts."""
+    out = []
+    for value in header_values(reply, "Proxy-Authenticate"):
+        scheme, _, rest = value.partition(" ")
+        params = {k.lower(): (v1 if v1 else v2)
+                  for k, v1, v2 in re.findall(r'([A-Za-z-]+)=(?:"([^"]*)"|([^,\s]+))', rest)}
+        params["scheme"] = scheme
+        out.append(params)
+    return out
+
+
+def authorization(challenge: dict[str, str], user: str, password: str, method: str,
+                  uri: str, nc: str = "00000001", cnonce: str = "0a4f113b",
+                  algorithm: str | None = None, response_uri: str | None = None) -> str:
+    """A Proxy-Authorization header answering `challenge` (RFC 7616, qop=auth), computed
+    independently of the product's code. `response_uri` puts another uri in the header."""
+    alg = algorithm or challenge.get("algorithm", "MD5")
+    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
+    def H(text: str) -> str:
+        return h(text.encode()).hexdigest()
+    ha1 = H(f"{user}:{challenge['realm']}:{password}")
+    ha2 = H(f"{method}:{uri}")
+    resp = H(f"{ha1}:{challenge['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+    return (f'Proxy-Authorization: Digest username="{user}", realm="{challenge["realm"]}", '
+            f'nonce="{challenge["nonce"]}", uri="{response_uri or uri}", response="{resp}", '
+            f'algorithm={alg}, qop=auth, nc={nc}, cnonce="{cnonce}", '
+            f'opaque="{challenge.get("opaque", "")}"')

@@ -12,7 +12,7 @@ import traceback
 
 import KSR
 
-from trunkedge import digest
+from trunkedge import digest, strict
 from trunkedge.dialog_token import route_param
 from trunkedge.errors import StoreUnavailable
 from trunkedge.guard import Networks, is_scanner
@@ -46,6 +46,8 @@ METRICS = "te_metrics"  # htable of counters, dumped by `trunkedge status`
 BANS = "te_bans"  # htable: this edge's copy of the banned addresses (expiring items)
 STATE = "te_state"  # htable: state shared by the workers (the Redis circuit breaker)
 AUTH_FAILURES = ("wrong-credentials", "auth-user-not-from-user")
+# sanity: the default checks but digest credentials (the edge parses those itself)
+SANITY_CHECKS, SANITY_URI_CHECKS = 3047 - 2048, 7
 FAILURE_ROUTE = "ksr_failure_route"
 PRIVATE_REPLY_ROUTE = "ksr_private_reply_route"
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
@@ -142,13 +144,18 @@ class Edge:
         if KSR.maxfwd.process_maxfwd(10) < 0:
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return
-        if KSR.sanity.sanity_check_defaults() < 0:
+        if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:
             self.log_refusal(Refuse(400, "Bad Request", "malformed"), "")
-            if not KSR.is_ACK() and KSR.sanity.sanity_reply() <= 0:
-                KSR.sl.sl_send_reply(400, "Bad Request")
-            return
+            return  # sanity answered it (400, 420, 505, ...) or dropped it
         if KSR.siputils.has_totag() > 0:
             self.in_dialog()
+            return
+        problem = (strict.request_line(_pv("$(mb{line.at,0})"))
+                   or strict.address(KSR.hdr.get("From")) or strict.address(KSR.hdr.get("To"))
+                   or strict.address(KSR.hdr.get("Contact")) or strict.date(KSR.hdr.get("Date")))
+        if problem:
+            if not KSR.is_ACK():
+                self.refuse(Refuse(problem[0], problem[1], "malformed"), "")
             return
         if KSR.htable.sht_get(BANS, source) is not None:
             self.count("dropped:banned")

@@ -85,8 +85,12 @@ def status(ds_list: Any, metrics: dict[str, int]) -> dict[str, Any]:
         pops[pop]["failovers"] = metrics.get(f"failover:{pop}", 0)
     return {
         "pops": {p: pops[p] for p in POP_NAMES if p in pops},
-        "admitted": {k.split(":", 1)[1]: v for k, v in sorted(metrics.items())
-                     if k.startswith("admitted:")},
-        "refused": {k.split(":", 1)[1]: v for k, v in sorted(metrics.items())
-                    if k.startswith("refused:")},
+        "admitted": _group(metrics, "admitted:"),
+        "refused": _group(metrics, "refused:"),
+        "dropped": _group(metrics, "dropped:"),
+        "banned": metrics.get("banned", 0),
     }
+
+
+def _group(metrics: dict[str, int], prefix: str) -> dict[str, int]:
+    return {k[len(prefix):]: v for k, v in sorted(metrics.items()) if k.startswith(prefix)}

@@ -183,7 +183,7 @@ def parse_settings(raw: object) -> Settings:
             or not set(algs) <= set(ALGORITHMS)):
         raise ConfigError("auth.algorithms", f"must list some of {', '.join(ALGORITHMS)}")
     auth = AuthSettings(secret=secret, nonce_expire=_int(a, "nonce_expire", 300,
-                                                        "auth.nonce_expire", 10, 86_400),
+                                                        "auth.nonce_expire", 1, 86_400),
                         algorithms=tuple(algs))
 
     sec = _section(raw, "security")

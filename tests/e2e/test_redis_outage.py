@@ -5,6 +5,7 @@ These tests stop and freeze Redis, so they get a Redis and an edge of their own.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +109,35 @@ def test_wedged_redis_gives_503_within_the_timeout(
     assert recovery_time(edge) < 1.5
     again = ip_call(edge, tmp_path, "call_answered")
     assert again.ok, again.explain()
+
+
+def test_outage_under_load_admits_nobody_and_hangs_no_call(
+    outage: tuple[RedisServer, Edge], tmp_path: Path
+) -> None:
+    """50 calls/s for 25 s; Redis is stopped from 5 s to 15 s. Every call gets a final
+    answer: 200 (dialogs already up keep working) or 503 with Retry-After; none hangs."""
+    server, edge = outage
+    results = []
+    load = threading.Thread(target=lambda: results.append(run_sipp(
+        "call_answered_or_refused_503", edge.address, workdir=tmp_path, number="+3123456789",
+        domain=f"acme.{BASE}", source=PBX, calls=1250, rate=50, hold_ms=1000, timeout=90)))
+    load.start()
+    time.sleep(5)
+    server.stop(save=True)
+    stopped = time.monotonic()
+    time.sleep(10)
+    server.start()
+    restarted = time.monotonic()
+    load.join(120)
+    (r,) = results
+    answered = sum(ln.startswith("answered=") for ln in r.log.splitlines())
+    refused = sum(ln.startswith("refused=503") for ln in r.log.splitlines())
+    report = (f"calls=1250 answered={answered} refused_503={refused} "
+              f"hung_or_failed={1250 - answered - refused} "
+              f"outage={restarted - stopped:.1f}s")
+    print(report)
+    (tmp_path.parent / "redis-outage-load.txt").write_text(report + "\n")
+    assert r.ok, r.explain()  # no failed or hung call at the UAC
+    assert answered + refused == 1250, report
+    assert refused >= 400, report  # ~10 s at 50 calls/s were refused, none admitted
+    assert answered >= 600, report
