@@ -7,18 +7,22 @@ and carries the decision out with Kamailio's modules (sl, tm, rr, auth).
 from __future__ import annotations
 
 import os
+import re
 import time
 import traceback
+from collections.abc import Sequence
+from typing import Any
 
 import KSR
 
 from trunkedge import digest, strict
-from trunkedge.dialog_token import route_param
+from trunkedge.dialog_token import DialogSeal
 from trunkedge.errors import StoreUnavailable
-from trunkedge.guard import Networks, is_scanner
+from trunkedge.guard import is_scanner
 from trunkedge.identity import REMOVED, IdentityEdits, IdentityFacts, IdentityRefused, settle
 from trunkedge.methods import ALLOW, OutOfDialog, classify
 from trunkedge.model import AccountView
+from trunkedge.names import NetworkSet, is_username
 from trunkedge.policy import (
     Admit,
     CallFacts,
@@ -39,16 +43,18 @@ from trunkedge.pops import (
     should_fail_over,
 )
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
-from trunkedge.store import Store
+from trunkedge.store import Script, Store
 from trunkedge.target import parse_target
 
 METRICS = "te_metrics"  # htable of counters, dumped by `trunkedge status`
 BANS = "te_bans"  # htable: this edge's copy of the banned addresses (expiring items)
 STATE = "te_state"  # htable: state shared by the workers (the Redis circuit breaker)
 AUTH_FAILURES = ("wrong-credentials", "auth-user-not-from-user")
+NC = re.compile(r"[0-9a-fA-F]{8}")
 # sanity: the default checks but digest credentials (the edge parses those itself)
 SANITY_CHECKS, SANITY_URI_CHECKS = 3047 - 2048, 7
 FAILURE_ROUTE = "ksr_failure_route"
+REPLY_ROUTE = "ksr_onreply_route"
 PRIVATE_REPLY_ROUTE = "ksr_private_reply_route"
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
 
@@ -56,6 +62,46 @@ PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
 def _pv(name: str) -> str:
     value = KSR.pv.get(name)
     return "" if value is None else str(value)
+
+
+class NdbTransport:
+    """Redis through Kamailio's ndb_redis (a C client: nearly free per call). Arguments
+    that are not plain tokens travel as %s parameters (at most three per command)."""
+
+    SERVER = REPLY = "te"
+    SAFE = re.compile(r"[A-Za-z0-9_.:+@=,-]+")
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+        tokens, params = [], []
+        for arg in (script.sha, str(len(keys)), *keys, *args):
+            if self.SAFE.fullmatch(arg):
+                tokens.append(arg)
+            else:
+                tokens.append("%s")
+                params.append(arg)
+        command = "EVALSHA " + " ".join(tokens)
+        for attempt in range(2):
+            if self._command(command, params) >= 0:
+                return KSR.pv.get(f"$redis({self.REPLY}=>value)")
+            error = str(KSR.pv.get(f"$redis({self.REPLY}=>info)") or "no answer")
+            if "NOSCRIPT" not in error or attempt:
+                raise StoreUnavailable(f"redis: {error}")
+            if self._command("SCRIPT LOAD %s", [script.source]) < 0:
+                raise StoreUnavailable("redis: cannot load a script")
+        raise AssertionError("unreachable")
+
+    def _command(self, command: str, params: list[str]) -> int:
+        n = KSR.ndb_redis
+        if not params:
+            return n.redis_cmd(self.SERVER, command, self.REPLY)
+        if len(params) == 1:
+            return n.redis_cmd_p1(self.SERVER, command, params[0], self.REPLY)
+        if len(params) == 2:
+            return n.redis_cmd_p2(self.SERVER, command, params[0], params[1], self.REPLY)
+        if len(params) == 3:
+            return n.redis_cmd_p3(self.SERVER, command, params[0], params[1], params[2],
+                                  self.REPLY)
+        raise ValueError(f"too many non-token arguments for ndb_redis: {len(params)}")
 
 
 class SharedBreaker:
@@ -75,11 +121,12 @@ class Edge:
     def __init__(self, settings: Settings, secret: str) -> None:
         self.settings = settings
         self.realm = settings.realm
-        self.secret = secret
+        self.seal = DialogSeal(secret)
         self.pops = frozenset(POP_NAMES)
         self.security = settings.security
-        self.store = Store(settings.redis, settings.security.breaker_ms, SharedBreaker())
-        self.flood_exempt = Networks(settings.security.flood_exempt)
+        self.store = Store(settings.redis, NdbTransport(), settings.security.breaker_ms,
+                           SharedBreaker())
+        self.flood_exempt = NetworkSet(settings.security.flood_exempt)
         self.nonces = digest.Nonces(secret, settings.realm, settings.auth.nonce_expire)
         self.opaque = self.nonces.opaque()
         r = settings.routing
@@ -87,8 +134,8 @@ class Edge:
         self.ring_ms = r.ring_timeout_s * 1000
         self.branch_ms = r.branch_timeout_ms
         self.retry_after = f"Retry-After: {settings.retry_after}\r\n"
-        self.strip_re = "^(" + "|".join(r.strip_reply_headers) + ")$" if r.strip_reply_headers \
-            else ""
+        self.strip_headers = r.strip_reply_headers
+        self.log_info = settings.kamailio.log_level >= 2  # INFO: one line per admission
 
     # -- app_python3 entry points ---------------------------------------------------------
     def child_init(self, rank: int) -> int:
@@ -103,20 +150,21 @@ class Edge:
             KSR.sl.sl_send_reply(500, "Server Internal Error")
         return 1
 
-    def ksr_reply_route(self, msg: object) -> int:
-        """Only replies to the edge's own transactions pass (never forwarded statelessly);
-        on their way to the customer they lose the trusted realm's internal headers."""
-        if KSR.tm.t_check_trans() < 0:
-            KSR.set_drop()
-            return 1
-        if self.strip_re:
-            KSR.textops.remove_hf_re(self.strip_re)
+    def ksr_sl_reply(self, event: str) -> int:
+        """A reply that matches no transaction of the edge: dropped, never forwarded
+        statelessly (tm's on_sl_reply)."""
+        return 0
+
+    def ksr_onreply_route(self, msg: object) -> int:
+        """Replies on their way to the customer lose the trusted realm's internal headers."""
+        for name in self.strip_headers:
+            KSR.hdr.remove(name)
         return 1
 
     def ksr_private_reply_route(self, msg: object) -> int:
-        """Replies of a private dialog leave the trusted realm without any identity."""
+        """... and, in a private dialog, any identity."""
         KSR.hdr.remove("P-Asserted-Identity")
-        return 1
+        return self.ksr_onreply_route(msg)
 
     def ksr_failure_route(self, msg: object) -> int:
         try:
@@ -189,12 +237,8 @@ class Edge:
     def in_dialog(self) -> None:
         """Requests inside a dialog follow the Record-Route set the edge signed."""
         if KSR.rr.loose_route() > 0:
-            call_id = _pv("$ci")
-            if KSR.rr.check_route_param(route_param(self.secret, call_id, True)) > 0:
-                private = True
-            elif KSR.rr.check_route_param(route_param(self.secret, call_id, False)) > 0:
-                private = False
-            else:
+            private = self.seal.check(KSR.hdr.get("Route"), _pv("$ci"))
+            if private is None:
                 self.log_refusal(Refuse(403, "Forbidden", "forged-route"), "")
                 if not KSR.is_ACK():
                     self.reply(403, "Forbidden")
@@ -202,8 +246,7 @@ class Edge:
             if KSR.rr.is_direction("downstream") > 0:  # from the customer: never trusted
                 for name in REMOVED:
                     KSR.hdr.remove(name)
-                if private:
-                    KSR.tm.t_on_reply(PRIVATE_REPLY_ROUTE)
+                KSR.tm.t_on_reply(PRIVATE_REPLY_ROUTE if private else REPLY_ROUTE)
             elif private:  # towards the customer: outside the trusted realm
                 KSR.hdr.remove("P-Asserted-Identity")
             KSR.tm.t_set_fr(self.ring_ms, 5000)
@@ -230,8 +273,10 @@ class Edge:
         if target is None:
             self.refuse(Refuse(403, "Forbidden", "foreign-host"), domain)
             return
+        now = time.time()
         try:
-            lookup = self.store.lookup(target.domain, creds.username if creds else "", source)
+            lookup = self.store.lookup(target.domain, self.lookup_name(creds), source,
+                                       self.claim(creds, now))
             if lookup.banned_for:
                 KSR.htable.sht_setxi(BANS, source, 1, lookup.banned_for)
                 self.count("dropped:banned")
@@ -241,7 +286,7 @@ class Edge:
 
             def verify(account: AccountView | None) -> DigestCheck:
                 assert creds is not None
-                return self.verify_digest(creds, account, algorithms)
+                return self.verify_digest(creds, account, algorithms, lookup.nonce_claimed, now)
 
             decision = decide(target, facts, lookup, verify, realm=self.realm, plan=self.plan)
             if isinstance(decision, Refuse) and decision.reason.startswith(AUTH_FAILURES):
@@ -277,10 +322,24 @@ class Edge:
                 return creds
         return None
 
+    @staticmethod
+    def lookup_name(creds: digest.Credentials | None) -> str:
+        """The username to look up: only one that could be an account's."""
+        return creds.username if creds and is_username(creds.username) else ""
+
+    def claim(self, creds: digest.Credentials | None, now: float) -> tuple[str, int] | None:
+        """The (nonce, nc) to claim in the same round trip as the lookup: only for a nonce
+        of ours still valid, claimed until it expires (a replay fails on every edge)."""
+        if creds is None or not creds.nc or not NC.fullmatch(creds.nc) or \
+                self.nonces.check(creds.nonce, now) is not digest.NonceState.VALID:
+            return None
+        return f"{creds.nonce}:{creds.nc.lower()}", self.nonces.remaining(creds.nonce, now)
+
     def verify_digest(self, creds: digest.Credentials, account: AccountView | None,
-                      algorithms: tuple[str, ...]) -> DigestCheck:
-        """The digest seam: RFC 7616/8760 in Python, replay claimed in Redis (all edges)."""
-        now = time.time()
+                      algorithms: tuple[str, ...], claimed: bool | None,
+                      now: float) -> DigestCheck:
+        """The digest seam: RFC 7616/8760 in Python; the (nonce, nc) was claimed in Redis
+        by the lookup, so a replay to any edge of the cluster fails."""
         verdict = digest.verify(creds, method=_pv("$rm"), request_uri=_pv("$ru"),
                                 ha1s=account.ha1 if account else None, allowed=algorithms,
                                 nonces=self.nonces, now=now)
@@ -288,8 +347,7 @@ class Edge:
             return DigestCheck(DigestResult.STALE, verdict.detail)
         if verdict.outcome is digest.Outcome.WRONG:
             return DigestCheck(DigestResult.WRONG, verdict.detail)
-        ttl = self.nonces.remaining(creds.nonce, now)
-        if not self.store.claim_nonce_use(creds.nonce, creds.nc or "", ttl):
+        if claimed is not True:
             return DigestCheck(DigestResult.WRONG, "replay")
         return DigestCheck(DigestResult.OK, "ok")
 
@@ -323,21 +381,24 @@ class Edge:
             self.refuse(Refuse(503, "Service Unavailable", "no-gateway-up"), "",
                         self.retry_after)
             return
-        KSR.rr.record_route_params(route_param(self.secret, _pv("$ci"), identity.private))
+        KSR.rr.record_route_params(self.seal.route_params(_pv("$ci"), identity.private))
         pop = self.current_pop()
         self.count(f"admitted:{admit.acl}", f"sent:{pop}", f"sent:{pop}:{_pv('$du')}")
+        if self.log_info:
+            self.log_admission(admit, identity, pop)
+        self.forward()
+
+    def log_admission(self, admit: Admit, identity: IdentityEdits, pop: str) -> None:
         KSR.info(
             f"trunkedge: admitted pops={','.join(admit.pops)} first={pop} gw={_pv('$du')}"
             f" acl={admit.acl} user={admit.username or '-'} cli={identity.asserted}"
             f"{' private' if identity.private else ''} src={_pv('$si')}"
             f" ruri={_pv('$ru')} callid={_pv('$ci')}\n"
         )
-        self.forward()
 
     def forward(self) -> None:
         KSR.tm.t_on_failure(FAILURE_ROUTE)
-        if KSR.pv.get(PRIVATE_AVP) == 1:
-            KSR.tm.t_on_reply(PRIVATE_REPLY_ROUTE)
+        KSR.tm.t_on_reply(PRIVATE_REPLY_ROUTE if KSR.pv.get(PRIVATE_AVP) == 1 else REPLY_ROUTE)
         KSR.tm.t_set_fr(self.ring_ms, self.branch_ms)
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()

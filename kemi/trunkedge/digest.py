@@ -110,7 +110,7 @@ class NonceState(enum.Enum):
 
 
 class Nonces:
-    """Stateless signed nonces: base64url(issued[8] random[8] hmac[16])."""
+    """Stateless signed nonces: base64url(issued[8] random[8] mac[16])."""
 
     def __init__(self, secret: str, realm: str, lifetime: int) -> None:
         self._key = hashlib.sha256(f"trunkedge-nonce:{secret}".encode()).digest()
@@ -118,7 +118,8 @@ class Nonces:
         self.lifetime = lifetime
 
     def _mac(self, head: bytes) -> bytes:
-        return hmac.new(self._key, head + self._realm, hashlib.sha256).digest()[:16]
+        """Keyed BLAKE2s (a PRF like HMAC-SHA-256, cheaper per call), 128 bits."""
+        return hashlib.blake2s(head + self._realm, key=self._key, digest_size=16).digest()
 
     def issue(self, now: float, rand: bytes | None = None) -> str:
         head = struct.pack(">Q", int(now)) + (rand if rand is not None else os.urandom(8))

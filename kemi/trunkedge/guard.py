@@ -1,8 +1,7 @@
-"""Cheap first-line filters: SIP scanners, and who is exempt from flood limits. Pure."""
+"""Cheap first-line filters: SIP scanners. Pure."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
 
@@ -12,19 +11,3 @@ def is_scanner(user_agent: str | None, signatures: Iterable[str]) -> bool:
         return False
     ua = user_agent.lower()
     return any(sig in ua for sig in signatures)
-
-
-class Networks:
-    """A set of CIDR ranges with a membership test that tolerates garbage input."""
-
-    def __init__(self, cidrs: Iterable[str]) -> None:
-        self.nets = tuple(ipaddress.ip_network(c) for c in cidrs)
-
-    def __contains__(self, address: str) -> bool:
-        if not self.nets:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.nets)

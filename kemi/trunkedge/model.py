@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from trunkedge.identity import NO_CALLER_IDS, CallerIds
-from trunkedge.names import Network
+from trunkedge.names import NetworkSet
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -16,12 +16,12 @@ class AclView:
     """One ACL attached to the called domain: its ranges and whether it has accounts."""
 
     name: str
-    networks: tuple[Network, ...]
+    networks: NetworkSet
     has_accounts: bool
     caller_ids: CallerIds = NO_CALLER_IDS
 
     def lists(self, source: Address) -> bool:
-        return any(source in net for net in self.networks)
+        return source in self.networks
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,4 @@ class Lookup:
     domain: DomainView | None
     account: AccountView | None
     banned_for: int = 0  # seconds the source address stays banned (0: not banned)
+    nonce_claimed: bool | None = None  # the request's (nonce, nc) was unused until now

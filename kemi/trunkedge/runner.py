@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from trunkedge.errors import ConfigError
 from trunkedge.pops import dispatcher_list
@@ -38,10 +39,12 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_BASE_DOMAIN": settings.base_domain,
         "TE_MASK_IP": settings.routing.mask_ip,
         "TE_BAN_TIME": str(settings.security.ban_time_s),
+        "TE_REDIS_SERVER": ndb_redis_server(settings.redis.url),
     }
     defines = {
         "TE_FLOOD_REQUESTS": settings.security.flood_requests,
         "TE_FLOOD_WINDOW": settings.security.flood_window_s,
+        "TE_REDIS_TIMEOUT": settings.redis.timeout_ms,
         "TE_CHILDREN": k.children,
         "TE_TCP_CHILDREN": k.tcp_children,
         "TE_LOG_LEVEL": k.log_level,
@@ -54,6 +57,8 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
             raise ConfigError(name, f"{value!r} may not contain ! or \"")
         lines.append(f'#!substdef "!{name}!{value}!g"')
     lines += [f"#!define {name} {value}" for name, value in defines.items()]
+    if settings.routing.topology_hiding:
+        lines.append("#!define TE_TOPOH 1")
     lines += [f"listen={sock}" for sock in settings.listen]
     lines.append(f'include_file "{MAIN_CFG}"')
     render_gateways(settings, rundir)
@@ -69,6 +74,23 @@ def render_gateways(settings: Settings, rundir: Path) -> Path:
     tmp.write_text(dispatcher_list(settings.pops))
     tmp.replace(path)
     return path
+
+
+def ndb_redis_server(url: str) -> str:
+    """ndb_redis's server spec for a redis:// or unix:// URL (name "te")."""
+    u = urlsplit(url)
+    query = dict(p.split("=", 1) for p in u.query.split("&") if "=" in p)
+    if u.scheme == "unix":
+        spec = f"name=te;unix={u.path};db={query.get('db', '0')}"
+    else:
+        db = (u.path or "/0").lstrip("/") or "0"
+        spec = f"name=te;addr={u.hostname or '127.0.0.1'};port={u.port or 6379};db={db}"
+    if u.password:
+        password = unquote(u.password)
+        if any(c in password for c in ';!"'):
+            raise ConfigError("redis.url", "the password may not contain ; ! or \"")
+        spec += f";pass={password}"
+    return spec
 
 
 def kamailio_argv(settings: Settings, cfg: Path, rundir: Path) -> list[str]:

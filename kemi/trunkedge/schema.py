@@ -32,8 +32,8 @@ from typing import Any
 
 from trunkedge.digest import ALGORITHMS
 from trunkedge.identity import CallerIds, parse_caller_ids
-from trunkedge.model import AccountView, AclView, DomainView, Lookup
-from trunkedge.names import network
+from trunkedge.model import AccountView, AclView, DomainView
+from trunkedge.names import NetworkSet
 
 HA1_FIELDS = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256"}
 CID_FIELDS = ("cid_allow", "cid_default", "cid_policy")
@@ -83,31 +83,41 @@ class Keys:
     def failures(self, address: str) -> str:
         return f"{self.prefix}fail:{address}"
 
-    def nonce_use(self, nonce: str, nc: str) -> str:
-        return f"{self.prefix}nc:{nonce}:{nc}"
 
-
-# One round trip per call: the domain, its ACLs (ranges and account counts) and the
-# account named by the credentials. Keys are derived from ARGV[1] (the prefix) exactly as
-# Keys does; this is a single-instance script (not Redis Cluster slot-safe).
-LOOKUP_SCRIPT = """
-local p, d, u, ip = ARGV[1], ARGV[2], ARGV[3], ARGV[4] or ''
-if ip ~= '' then
-  local ban = redis.call('TTL', p .. 'ban:' .. ip)
-  if ban > 0 then return {2, ban} end
+# The edge's one round trip per initial request. ARGV: prefix, domain, username, source
+# address, the version the caller's cache holds, what it wants ("d" domain, "u" account),
+# a digest "nonce:nc" to claim and its expiry ("-" for none/empty). It answers, as JSON:
+# {ban: ttl} for a banned address; else {v: version, claimed: 0|1, dom: ..., acct: ...},
+# with dom/acct when wanted or when the version moved on (then the cache is stale). Keys
+# are derived from ARGV[1] as Keys does: a single-instance script, not Cluster slot-safe.
+EDGE_SCRIPT = """
+local p, d, u, ip, cv, want, nk, ttl = unpack(ARGV)
+local ban = redis.call('TTL', p .. 'ban:' .. ip)
+if ban > 0 then return cjson.encode({ban = ban}) end
+local out = {v = redis.call('GET', p .. 'version') or '0'}
+if nk ~= '-' then
+  out.claimed = redis.call('SET', p .. 'nc:' .. nk, '1', 'NX', 'EX', ttl) and 1 or 0
 end
-local dom = redis.call('HMGET', p .. 'domain:' .. d, 'name', 'pop', 'algs')
-if not dom[1] then return {0} end
-local acls = redis.call('SMEMBERS', p .. 'domain:' .. d .. ':acls')
-local out = {}
-for i, a in ipairs(acls) do
-  local k = p .. 'acl:' .. a
-  out[i] = {a, redis.call('SMEMBERS', k .. ':nets'), redis.call('SCARD', k .. ':accounts'),
-            redis.call('HMGET', k, 'cid_allow', 'cid_default', 'cid_policy')}
+if out.v ~= cv then want = 'du' end
+if string.find(want, 'd', 1, true) then
+  local dom = redis.call('HMGET', p .. 'domain:' .. d, 'name', 'pop', 'algs')
+  if dom[1] then
+    local acls = {}
+    for i, a in ipairs(redis.call('SMEMBERS', p .. 'domain:' .. d .. ':acls')) do
+      local k = p .. 'acl:' .. a
+      local cid = redis.call('HMGET', k, 'cid_allow', 'cid_default', 'cid_policy')
+      acls[i] = {a, redis.call('SMEMBERS', k .. ':nets'), redis.call('SCARD', k .. ':accounts'),
+                 cid[1] or '', cid[2] or '', cid[3] or ''}
+    end
+    out.dom = {pop = dom[2] or '', algs = dom[3] or '', acls = acls}
+  else
+    out.dom = false
+  end
 end
-local acct = {}
-if u ~= '' then acct = redis.call('HGETALL', p .. 'account:' .. u) end
-return {1, out, acct, dom[2] or '', dom[3] or ''}
+if u ~= '-' and string.find(want, 'u', 1, true) then
+  out.acct = redis.call('HGETALL', p .. 'account:' .. u)
+end
+return cjson.encode(out)
 """
 
 
@@ -117,26 +127,21 @@ def _s(v: bytes | str | None) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def decode_lookup(raw: Sequence[Any], domain: str, username: str) -> Lookup:
-    """Turn LOOKUP_SCRIPT's reply into the edge's view of the customer."""
-    if not raw or raw[0] == 0:
-        return Lookup(domain=None, account=None)
-    if raw[0] == 2:
-        return Lookup(domain=None, account=None, banned_for=int(raw[1]))
+def decode_domain(name: str, raw: Any) -> DomainView | None:
+    """The `dom` part of EDGE_SCRIPT's answer (false: no such domain)."""
+    if not raw:
+        return None
     acls = tuple(
         AclView(
-            name=_s(name),
-            networks=tuple(network(_s(n)) for n in nets),
+            name=acl,
+            networks=NetworkSet(nets or ()),
             has_accounts=int(count) > 0,
             caller_ids=decode_caller_ids(dict(zip(CID_FIELDS, cid, strict=True))),
         )
-        for name, nets, count, cid in raw[1]
+        for acl, nets, count, *cid in (raw.get("acls") or ())
     )
-    account = decode_account(username, raw[2]) if username else None
-    pop = _s(raw[3]) if len(raw) > 3 and raw[3] else None
-    algs = tuple(_s(raw[4]).split(",")) if len(raw) > 4 and raw[4] else ()
-    return Lookup(domain=DomainView(name=domain, acls=acls, pop=pop, algorithms=algs),
-                  account=account)
+    return DomainView(name=name, acls=acls, pop=raw.get("pop") or None,
+                      algorithms=tuple(raw["algs"].split(",")) if raw.get("algs") else ())
 
 
 # A failed authentication from an address: count it; at the limit, ban the address

@@ -75,6 +75,7 @@ class RoutingSettings:
     probe_timeout_ms: int = 1500  # an OPTIONS unanswered this long marks the gateway down
     strip_reply_headers: tuple[str, ...] = INTERNAL_HEADERS
     mask_ip: str = "127.0.0.8"  # shown in place of hidden addresses; never a client's
+    topology_hiding: bool = True  # topoh: neither side sees the other's addresses
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def parse_settings(raw: object) -> Settings:
                               100, 60_000),
         strip_reply_headers=_header_names(rt.get("strip_reply_headers", list(INTERNAL_HEADERS))),
         mask_ip=_ip(rt.get("mask_ip", RoutingSettings.mask_ip), "routing.mask_ip"),
+        topology_hiding=_bool(rt, "topology_hiding", True, "routing.topology_hiding"),
     )
 
     k = _section(raw, "kamailio")
@@ -274,3 +276,10 @@ def _ip(raw: object, name: str) -> str:
         return str(ipaddress.ip_address(str(raw)))
     except ValueError as e:
         raise ConfigError(name, f"{raw!r} is not an IP address") from e
+
+
+def _bool(section: Mapping[str, Any], key: str, default: bool, name: str) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(name, "must be true or false")
+    return value

@@ -1,23 +1,49 @@
-"""The edge's path to Redis: one client per worker process, bounded timeouts, and a
-circuit breaker so that a Redis outage costs one timeout now and then, not one per call."""
+"""The edge's path to Redis: one script per initial request, a per-worker cache that the
+provisioning version key invalidates, bounded timeouts, and a circuit breaker so that a
+Redis outage costs one timeout now and then, not one per call.
+
+The store speaks to Redis through a `Transport`: Kamailio's ndb_redis inside the edge
+(the adapter provides it: a C client, nearly free per call), redis-py elsewhere.
+"""
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import time
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from trunkedge.errors import StoreUnavailable
-from trunkedge.model import Lookup
-from trunkedge.schema import FAILURE_SCRIPT, LOOKUP_SCRIPT, Keys, decode_lookup
+from trunkedge.model import AccountView, DomainView, Lookup
+from trunkedge.schema import EDGE_SCRIPT, FAILURE_SCRIPT, Keys, decode_account, decode_domain
 from trunkedge.settings import RedisSettings
 
-T = TypeVar("T")
+CACHE_LIMIT = 200_000  # entries per worker before the cache starts over
+NONE = "-"  # an empty argument (ndb_redis splits commands on spaces)
+
+
+@dataclass(frozen=True)
+class Script:
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+EDGE = Script(EDGE_SCRIPT)
+FAILURE = Script(FAILURE_SCRIPT)
+
+
+class Transport(Protocol):
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+        """EVALSHA (loading the script when Redis lacks it); raise StoreUnavailable."""
 
 
 class Breaker(Protocol):
@@ -43,70 +69,87 @@ class LocalBreaker:
 
 
 def connect(settings: RedisSettings) -> redis.Redis:
-    """A client that gives up after `timeout_ms` and never retries behind our back."""
+    """A redis-py client that gives up after `timeout_ms` and never retries on its own."""
     timeout = settings.timeout_ms / 1000
     return redis.Redis.from_url(
-        settings.url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        health_check_interval=0,
+        settings.url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
     )
 
 
-class Store:
-    """The edge's reads and its few writes (bans, nonce use), per forked worker."""
+class RedisPyTransport:
+    """redis-py, for tools and tests (the edge itself uses ndb_redis)."""
 
-    def __init__(self, settings: RedisSettings, breaker_ms: int = 500,
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+        try:
+            try:
+                return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                return self.client.eval(script.source, len(keys), *keys, *args)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+
+
+class Store:
+    """The edge's reads and its few writes (bans, nonce use), cached per worker."""
+
+    def __init__(self, settings: RedisSettings, transport: Transport, breaker_ms: int = 500,
                  breaker: Breaker | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings = settings
         self.keys = Keys(settings.prefix)
+        self.transport = transport
         self.breaker_ms = breaker_ms
         self.breaker = breaker or LocalBreaker()
         self.clock = clock
-        self._pid = 0
-        self._client: Any = None
-        self._lookup: Any = None
-        self._failure: Any = None
+        self.version: str | None = None
+        self.domains: dict[str, DomainView | None] = {}
+        self.accounts: dict[str, AccountView | None] = {}
 
-    def _connected(self) -> None:
-        if self._client is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._client = connect(self.settings)
-            self._lookup = self._client.register_script(LOOKUP_SCRIPT)
-            self._failure = self._client.register_script(FAILURE_SCRIPT)
-
-    def _call(self, what: Callable[[], T]) -> T:
-        """Run one Redis operation; while the breaker is open, fail at once. Once its
-        pause is over, the next call tries Redis again and closes it on success."""
+    def _run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+        """One Redis round trip; while the breaker is open, fail at once. Once its pause is
+        over, the next call tries Redis again and closes it on success."""
         open_until = self.breaker.get()
         if open_until and self.clock() * 1000 < open_until:
             raise StoreUnavailable("redis: circuit open after a recent failure")
         try:
-            self._connected()
-            result = what()
-        except redis.RedisError as e:
+            result = self.transport.run(script, keys, args)
+        except StoreUnavailable:
             self.breaker.set(int(self.clock() * 1000) + self.breaker_ms)
-            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+            raise
         if open_until:
             self.breaker.set(0)
         return result
 
-    def lookup(self, domain: str, username: str, source: str = "") -> Lookup:
-        """The domain's ACLs, the credentials' account and the source's ban: one round trip."""
-        raw = self._call(lambda: self._lookup(
-            keys=[], args=[self.keys.prefix, domain, username, source]))
-        return decode_lookup(raw, domain, username)
-
-    def claim_nonce_use(self, nonce: str, nc: str, ttl: int) -> bool:
-        """Atomically record a (nonce, nc) use; False if any edge already saw it (replay)."""
-        return bool(self._call(lambda: self._client.set(
-            self.keys.nonce_use(nonce, nc), "1", nx=True, ex=ttl)))
+    def lookup(self, domain: str, username: str, source: str,
+               claim: tuple[str, int] | None = None) -> Lookup:
+        """The domain's ACLs, the credentials' account, the source's ban, and the claim of
+        a digest "nonce:nc" (for `ttl` seconds): one round trip, little data when cached."""
+        want = ("d" if domain not in self.domains else "") + \
+            ("u" if username and username not in self.accounts else "")
+        raw = self._run(EDGE, (), (
+            self.keys.prefix, domain, username or NONE, source or NONE,
+            self.version or NONE, want or NONE,
+            claim[0] if claim else NONE, str(claim[1]) if claim else "0"))
+        answer = json.loads(raw)
+        if "ban" in answer:
+            return Lookup(None, None, banned_for=int(answer["ban"]))
+        if answer["v"] != self.version or len(self.domains) + len(self.accounts) > CACHE_LIMIT:
+            self.version = answer["v"]
+            self.domains.clear()
+            self.accounts.clear()
+        if "dom" in answer:
+            self.domains[domain] = decode_domain(domain, answer["dom"])
+        if "acct" in answer:
+            self.accounts[username] = decode_account(username, answer["acct"] or ())
+        claimed = None if claim is None else bool(answer.get("claimed"))
+        return Lookup(self.domains.get(domain),
+                      self.accounts.get(username) if username else None,
+                      nonce_claimed=claimed)
 
     def record_failure(self, source: str, limit: int, window_s: int, ban_s: int) -> bool:
         """Count a failed authentication; True if it got the address banned."""
-        return bool(self._call(lambda: self._failure(
-            keys=[self.keys.failures(source), self.keys.ban(source)],
-            args=[window_s, limit, ban_s])))
+        return bool(int(self._run(FAILURE, (self.keys.failures(source), self.keys.ban(source)),
+                                  (str(window_s), str(limit), str(ban_s)))))

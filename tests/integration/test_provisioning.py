@@ -16,7 +16,9 @@ import yaml
 from harness import VENV_BIN, RedisServer
 from trunkedge.cli import main
 from trunkedge.provisioning import Provisioner, parse_config
-from trunkedge.schema import LOOKUP_SCRIPT, Keys, decode_lookup
+from trunkedge.schema import Keys
+from trunkedge.settings import RedisSettings
+from trunkedge.store import RedisPyTransport, Store
 
 REALM = "sip.example.net"
 PREFIX = "prov-test:"
@@ -202,14 +204,14 @@ def test_readers_never_see_a_half_written_customer(db: redis.Redis) -> None:
         for i in range(2)
     ]
     prov.import_config(configs[0])
-    lookup = db.register_script(LOOKUP_SCRIPT)
+    store = Store(RedisSettings(prefix=PREFIX), RedisPyTransport(db))
     stop = threading.Event()
     seen: list[str] = []
     torn: list[object] = []
 
     def read() -> None:
         while not stop.is_set():
-            view = decode_lookup(lookup(keys=[], args=[PREFIX, "acme", "u0"]), "acme", "u0")
+            view = store.lookup("acme", "u0", "192.0.2.1")
             acls = view.domain.acls if view.domain else ()
             if len(acls) != 1 or len(acls[0].networks) != 2 or not acls[0].has_accounts:
                 torn.append(view)

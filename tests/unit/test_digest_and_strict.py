@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from trunkedge import digest, strict
-from trunkedge.guard import Networks, is_scanner
+from trunkedge.guard import is_scanner
+from trunkedge.names import NetworkSet
 
 REALM, SECRET = "sip.example.net", "s3cret"
 URI = "sip:+3123456789@acme.sip.example.net"
@@ -137,7 +138,7 @@ def test_guards() -> None:
     sigs = ("friendly-scanner", "sipvicious")
     assert is_scanner("friendly-scanner", sigs) and is_scanner("SIPVicious 0.3", sigs)
     assert not is_scanner("Asterisk PBX 20", sigs) and not is_scanner(None, sigs)
-    exempt = Networks(["10.0.0.0/8", "2001:db8::/32"])
+    exempt = NetworkSet(["10.0.0.0/8", "2001:db8::/32"])
     assert "10.1.2.3" in exempt and "2001:db8::1" in exempt
     assert "192.0.2.1" not in exempt and "garbage" not in exempt
-    assert "10.0.0.1" not in Networks([])
+    assert "10.0.0.1" not in NetworkSet([])

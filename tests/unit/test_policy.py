@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from trunkedge.model import AccountView, AclView, DomainView, Lookup
-from trunkedge.names import network
+from trunkedge.names import NetworkSet
 from trunkedge.policy import (
     Admit,
     CallFacts,
@@ -27,7 +27,7 @@ PBX, PBX6, OTHER = "192.0.2.10", "2001:db8::10", "198.51.100.7"
 
 
 def acl(name: str, nets: tuple[str, ...] = (), accounts: bool = False) -> AclView:
-    return AclView(name, tuple(network(n) for n in nets), accounts)
+    return AclView(name, NetworkSet(nets), accounts)
 
 
 IP_ONLY = acl("ip", ("192.0.2.0/24", "2001:db8::/64"))

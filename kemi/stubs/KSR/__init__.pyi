@@ -4,6 +4,7 @@ from . import dispatcher as dispatcher
 from . import hdr as hdr
 from . import htable as htable
 from . import maxfwd as maxfwd
+from . import ndb_redis as ndb_redis
 from . import pike as pike
 from . import pv as pv
 from . import rr as rr

@@ -1,0 +1,304 @@
+"""The benchmark: the edge against a native Kamailio baseline, same load, same run.
+
+    .venv/bin/python bench/run.py                 # IP-ACL and digest, both targets
+    .venv/bin/python bench/run.py --rates 200 --duration 15 --targets edge
+    .venv/bin/python bench/run.py --domains 100000 --cidrs 10000   # scale run
+    .venv/bin/python bench/run.py --import-only --domains 100000   # provisioning speed
+
+For each target (the edge through `trunkedge run`; bench/native/kamailio.cfg) it starts a
+redis-server, a SIPp gateway and the target on free loopback ports, provisions the same
+population through the CLI, then drives SIPp UACs through (a) an IP-ACL call and (b) a
+digest call, stepping the rate until more than 0.1 % of calls fail. One JSON line per
+run: scenario, rate offered and achieved, calls, failed, retransmissions, p50/p99 response
+time (ms), Kamailio CPU ms per call (/proc), Redis commands per call (INFO commandstats).
+Then the edge/native ratios. Every run is bounded in calls and time and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from harness import (
+    BASE,
+    ROOT,
+    Edge,
+    Gateway,
+    RedisServer,
+    free_port,
+    sip_request,
+    status_of,
+    stop_process,
+    wait_until,
+)
+
+USER, PASSWORD = "31000000", "bench-pass"
+CALLER_IDS = {"allow": ["+31*"], "default": "+31200000000", "policy": "replace"}
+PREFIX = "te-test:"  # harness.Edge's prefix; the native config reads the same keys
+SOURCES = {"ip": "127.0.0.1", "digest": "127.0.0.2"}
+FAILED_LIMIT = 0.001
+# Verbs each target sends itself (the edge's SET and HGETALL run inside its script).
+ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load"), "native": ("hget",)}
+
+
+class Native:
+    """bench/native/kamailio.cfg under the same Kamailio flags as the edge."""
+
+    def __init__(self, workdir: Path, redis_port: int, gateway: str, children: int) -> None:
+        self.workdir, self.port = workdir, free_port()
+        self.host, self.address = "127.0.0.1", f"127.0.0.1:{self.port}"
+        self.redis_port, self.gateway, self.children = redis_port, gateway, children
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        run = self.workdir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        subst = {"BN_RUNDIR": str(run), "BN_PREFIX": PREFIX, "BN_GATEWAY": self.gateway,
+                 "BN_IP_SOURCE": SOURCES["ip"], "BN_REDIS_PORT": str(self.redis_port)}
+        lines = ["#!KAMAILIO", *(f'#!substdef "!{k}!{v}!g"' for k, v in subst.items()),
+                 f"#!define BN_CHILDREN {self.children}",
+                 f"listen=udp:127.0.0.1:{self.port}",
+                 f'include_file "{ROOT / "bench" / "native" / "kamailio.cfg"}"']
+        cfg = run / "kamailio.cfg"
+        cfg.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(
+            [shutil.which("kamailio") or "/usr/sbin/kamailio", "-f", str(cfg), "-DD", "-E",
+             "-m", "1024", "-M", "16", "-Y", str(run), "-P", str(run / "kamailio.pid")],
+            stdout=(self.workdir / "kamailio.log").open("ab"), stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: status_of(sip_request(
+                (self.host, self.port), "OPTIONS", f"sip:{self.address}", timeout=0.3)) == 200,
+                20, "the native baseline")
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def cpu_seconds(self) -> float:
+        return Edge.cpu_seconds(self)  # type: ignore[arg-type]
+
+    def children_pids(self) -> list[int]:
+        return Edge.children_pids(self)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, 15)
+            self.proc = None
+
+
+@dataclass
+class Bench:
+    work: Path
+    redis: RedisServer
+    target: Any
+    name: str
+
+    def commands(self) -> tuple[int, int]:
+        """(all commands, round trips): commands run inside Lua scripts count in the first
+        only; the second counts the verbs each target sends itself."""
+        stats = self.redis.client().info("commandstats")
+        calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+        calls.pop("info", None)
+        trips = sum(calls.get(c, 0) for c in ROUND_TRIP_VERBS[self.name])
+        return sum(calls.values()), trips
+
+    def run(self, scenario: str, rate: int, duration: int) -> dict[str, Any]:
+        calls = rate * duration
+        digest = scenario == "digest"
+        uacs = max(1, (rate + 999) // 1000)  # one SIPp UAC saturates near 1000 calls/s
+        cpu0, (cmd0, rt0), t0 = self.target.cpu_seconds(), self.commands(), time.monotonic()
+        procs = []
+        for i in range(uacs):
+            out = self.work / f"{self.name}-{scenario}-{rate}-{i}"
+            out.mkdir(parents=True, exist_ok=True)
+            procs.append((out, subprocess.Popen(
+                [sys.executable, "-c", RUN_ONE, json.dumps(dict(
+                    scenario="call_answered_after_challenge" if digest else "call_answered",
+                    edge=self.target.address, workdir=str(out), number="+3123456789",
+                    domain=f"acme.{BASE}", source=SOURCES[scenario], from_user=USER,
+                    auth=[USER, PASSWORD] if digest else None, calls=calls // uacs,
+                    rate=rate / uacs, hold_ms=0, timeout=duration * 3 + 30,
+                    extra=["-trace_stat", "-stf", str(out / "stat.csv"), "-fd", "1",
+                           "-trace_rtt", "-rtt_freq", "1", "-l", str(rate * 4)]))],
+                cwd=ROOT)))
+        for _, p in procs:
+            p.wait(duration * 3 + 60)
+        elapsed = time.monotonic() - t0
+        cpu = self.target.cpu_seconds() - cpu0
+        cmd1, rt1 = self.commands()
+        ok = failed = retrans = 0
+        rtts: list[float] = []
+        for out, _ in procs:
+            stats = final_stats(out)
+            ok += int(stats.get("SuccessfulCall(C)", 0))
+            failed += int(stats.get("FailedCall(C)", 0))
+            retrans += int(stats.get("Retransmissions(C)", 0))
+            rtts += response_times(out)
+        done = max(ok + failed, 1)
+        rtts.sort()
+        return {
+            "target": self.name, "scenario": scenario, "rate_offered": rate,
+            "rate_achieved": round(done / elapsed, 1), "calls": ok + failed, "failed": failed,
+            "retransmissions": retrans,
+            "p50_ms": round(rtts[len(rtts) // 2], 2) if rtts else None,
+            "p99_ms": round(rtts[int(len(rtts) * 0.99)], 2) if rtts else None,
+            "kamailio_cpu_ms_per_call": round(1000 * cpu / done, 3),
+            "redis_commands_per_call": round((cmd1 - cmd0) / done, 2),
+            "redis_round_trips_per_call": round((rt1 - rt0) / done, 2),
+        }
+
+
+RUN_ONE = """
+import json, sys
+sys.path.insert(0, "tests")
+from pathlib import Path
+from harness import run_sipp
+a = json.loads(sys.argv[1]); a["workdir"] = Path(a["workdir"])
+a["auth"] = tuple(a["auth"]) if a["auth"] else None
+run_sipp(**a)
+"""
+
+
+def final_stats(out: Path) -> dict[str, str]:
+    """The last line of SIPp's -trace_stat file: cumulative counters."""
+    path = out / "stat.csv"
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+    if len(lines) < 2:
+        return {}
+    head, last = lines[0].split(";"), lines[-1].split(";")
+    return {h.strip(): v for h, v in zip(head, last, strict=False)}
+
+
+def response_times(out: Path) -> list[float]:
+    """Per-call response times (ms) from SIPp's -trace_rtt files."""
+    times = []
+    for f in out.glob("sipp-*/*_rtt.csv"):
+        for line in f.read_text().splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) >= 2:
+                with contextlib.suppress(ValueError):
+                    times.append(float(parts[1]))
+    return times
+
+
+def population(domains: int, cidrs: int) -> dict[str, Any]:
+    """`acme` (the benchmarked domain) and `domains - 1` others, each with its ACL."""
+    nets = ["127.0.0.1/32"] + [f"10.{i // 256 % 256}.{i % 256}.0/24" for i in range(cidrs - 1)]
+    acls: dict[str, Any] = {
+        "office": {"ips": nets, "caller_ids": CALLER_IDS},
+        "roaming": {"accounts": [{"username": USER, "password": PASSWORD}],
+                    "caller_ids": CALLER_IDS},
+    }
+    doms: dict[str, Any] = {"acme": {"acls": ["office", "roaming"]}}
+    for i in range(1, domains):
+        acls[f"c{i}"] = {"ips": [f"172.{16 + i // 65536 % 16}.{i // 256 % 256}.{i % 256}/32"],
+                         "caller_ids": CALLER_IDS}
+        doms[f"cust{i}"] = {"acls": [f"c{i}"]}
+    return {"acls": acls, "domains": doms}
+
+
+def provision(edge: Edge, config: dict[str, Any]) -> float:
+    import yaml
+
+    path = edge.workdir / "population.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    started = time.monotonic()
+    out = edge.cli("import", str(path))
+    assert out.returncode == 0, out.stderr
+    return time.monotonic() - started
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--targets", default="native,edge")
+    ap.add_argument("--scenarios", default="ip,digest")
+    ap.add_argument("--rates", default="300,600,900,1200,1500,1800,2100,2400",
+                    help="rates to step through (calls/s), until >0.1%% fail")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per step")
+    ap.add_argument("--children", type=int, default=4)
+    ap.add_argument("--domains", type=int, default=1)
+    ap.add_argument("--cidrs", type=int, default=1)
+    ap.add_argument("--import-only", action="store_true")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="trunkedge-bench-"))
+    rates = [int(r) for r in args.rates.split(",")]
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for target in args.targets.split(","):
+        redis = RedisServer(work / target / "redis")
+        gateway = Gateway("eu1", work / target / "gw", scenario="gateway_answers_anything")
+        edge = Edge(work / target / "edge", "", {}, children=args.children, shm_mb=1024,
+                    log_level=1, security={"flood_exempt": ["127.0.0.0/8"]})
+        runner: Any = None
+        try:
+            redis.start()
+            gateway.start()
+            edge = Edge(work / target / "edge", redis.url, {"eu1": gateway.uri},
+                        children=args.children, shm_mb=1024, log_level=1,
+                        security={"flood_exempt": ["127.0.0.0/8"]})
+            edge.write_settings()
+            seconds = provision(edge, population(args.domains, args.cidrs))
+            print(json.dumps({"target": target, "import_domains": args.domains,
+                              "import_cidrs": args.cidrs, "import_seconds": round(seconds, 2)}),
+                  flush=True)
+            if args.import_only:
+                continue
+            runner = edge if target == "edge" else Native(
+                work / target / "native", redis.port, gateway.uri, args.children)
+            runner.start()
+            bench = Bench(work / target, redis, runner, target)
+            for scenario in args.scenarios.split(","):
+                for rate in rates:
+                    line = bench.run(scenario, rate, args.duration)
+                    print(json.dumps(line), flush=True)
+                    results.setdefault((target, scenario), []).append(line)
+                    if line["failed"] > FAILED_LIMIT * max(line["calls"], 1) or \
+                            line["rate_achieved"] < 0.9 * rate:
+                        break
+        finally:
+            if runner is not None:
+                runner.stop()
+            gateway.stop()
+            redis.stop(save=False)
+    for scenario in args.scenarios.split(","):
+        edge_runs = results.get(("edge", scenario), [])
+        native_runs = results.get(("native", scenario), [])
+        if not edge_runs or not native_runs:
+            continue
+        print(json.dumps(ratios(scenario, edge_runs, native_runs)), flush=True)
+    shutil.rmtree(work, ignore_errors=True) if os.environ.get("BENCH_CLEAN") else None
+    return 0
+
+
+def sustained(runs: list[dict[str, Any]]) -> float:
+    ok = [r["rate_achieved"] for r in runs
+          if r["failed"] <= FAILED_LIMIT * max(r["calls"], 1)
+          and r["rate_achieved"] >= 0.9 * r["rate_offered"]]
+    return max(ok, default=0.0)
+
+
+def ratios(scenario: str, edge: list[dict[str, Any]],
+           native: list[dict[str, Any]]) -> dict[str, Any]:
+    first_e, first_n = edge[0], native[0]
+    return {
+        "scenario": scenario, "ratio": "edge/native",
+        "cpu_per_call_at_first_rate": round(first_e["kamailio_cpu_ms_per_call"]
+                                            / first_n["kamailio_cpu_ms_per_call"], 2),
+        "sustained_rate": round(sustained(edge) / max(sustained(native), 1), 2),
+        "edge_sustained": sustained(edge), "native_sustained": sustained(native),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
