@@ -230,6 +230,8 @@ def main() -> int:
     ap.add_argument("--domains", type=int, default=1)
     ap.add_argument("--cidrs", type=int, default=1)
     ap.add_argument("--import-only", action="store_true")
+    ap.add_argument("--no-topology-hiding", action="store_true",
+                    help="run the edge without topoh (to see what it costs)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="trunkedge-bench-"))
@@ -246,7 +248,8 @@ def main() -> int:
             gateway.start()
             edge = Edge(work / target / "edge", redis.url, {"eu1": gateway.uri},
                         children=args.children, shm_mb=1024, log_level=1,
-                        security={"flood_exempt": ["127.0.0.0/8"]})
+                        security={"flood_exempt": ["127.0.0.0/8"]},
+                        routing={"topology_hiding": not args.no_topology_hiding})
             edge.write_settings()
             seconds = provision(edge, population(args.domains, args.cidrs))
             print(json.dumps({"target": target, "import_domains": args.domains,
