@@ -8,6 +8,7 @@ ever admitted to a gateway; no Kamailio process dies.
 from __future__ import annotations
 
 import csv
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,18 @@ from harness import Edge, Gateway, RedisServer, sip_request, status_of
 
 pytestmark = pytest.mark.e2e
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "rfc4475"
+def _corpus() -> Path:
+    """shared/rfc4475 beside the checkout (as laid for sessions and CI), or the folder
+    named by TRUNKEDGE_RFC4475."""
+    if os.environ.get("TRUNKEDGE_RFC4475"):
+        return Path(os.environ["TRUNKEDGE_RFC4475"])
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "rfc4475").is_dir():
+            return parent / "shared" / "rfc4475"
+    return Path("shared/rfc4475")
+
+
+CORPUS = _corpus()
 INVALID_ANSWERS = {"badvers.msg": {400, 505}}
 
 
