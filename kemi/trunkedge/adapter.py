@@ -10,7 +10,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import KSR
@@ -57,6 +57,17 @@ FAILURE_ROUTE = "ksr_failure_route"
 REPLY_ROUTE = "ksr_onreply_route"
 PRIVATE_REPLY_ROUTE = "ksr_private_reply_route"
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
+
+
+def _guarded(route: Callable[[], None], where: str) -> bool:
+    """Run a route; an unexpected exception is logged (never a silent, hung worker)."""
+    try:
+        route()
+    except Exception:
+        trace = traceback.format_exc().replace("\n", " | ")
+        KSR.err(f"trunkedge: internal error in {where}: {trace}\n")
+        return False
+    return True
 
 
 def _pv(name: str) -> str:
@@ -142,11 +153,7 @@ class Edge:
         return 0
 
     def ksr_request_route(self, msg: object) -> int:
-        try:
-            self.request()
-        except Exception:
-            trace = traceback.format_exc().replace("\n", " | ")
-            KSR.err(f"trunkedge: internal error: {trace}\n")
+        if not _guarded(self.request, "request route"):
             KSR.sl.sl_send_reply(500, "Server Internal Error")
         return 1
 
@@ -167,11 +174,7 @@ class Edge:
         return self.ksr_onreply_route(msg)
 
     def ksr_failure_route(self, msg: object) -> int:
-        try:
-            self.failure()
-        except Exception:
-            trace = traceback.format_exc().replace("\n", " | ")
-            KSR.err(f"trunkedge: internal error in failure route: {trace}\n")
+        _guarded(self.failure, "failure route")
         return 1
 
     def ksr_dispatcher_event(self, event: str) -> int:
