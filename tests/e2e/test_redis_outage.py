@@ -141,3 +141,23 @@ def test_outage_under_load_admits_nobody_and_hangs_no_call(
     assert answered + refused == 1250, report
     assert refused >= 400, report  # ~10 s at 50 calls/s were refused, none admitted
     assert answered >= 600, report
+
+
+def test_edge_started_without_redis_fails_closed_then_serves(
+    tmp_path: Path, gateways: dict[str, Gateway]
+) -> None:
+    """Kamailio starts even when Redis is not there yet: 503 until it is, then calls."""
+    server = RedisServer(tmp_path / "redis")
+    edge = Edge(tmp_path / "edge", server.url, {p: g.uri for p, g in gateways.items()})
+    try:
+        edge.start()
+        reply = sip_request((edge.host, edge.port), "INVITE", f"sip:+3123456789@acme.{BASE}",
+                            source=PBX, timeout=1.0)
+        assert status_of(reply) == 503, reply
+        server.start()
+        edge.provision(CONFIG)
+        assert recovery_time(edge) < 1.5
+        assert ip_call(edge, tmp_path, "call_answered").ok
+    finally:
+        edge.stop()
+        server.stop(save=False)
