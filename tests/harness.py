@@ -66,6 +66,34 @@ def free_media_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free media ports")
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = proc_stat(int(stat.parent.name))
+        if fields and int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU of a process and its children so far (utime, stime)."""
+    ticks = 0
+    for p in [pid, *children_of(pid)]:
+        fields = proc_stat(p)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -513,29 +541,12 @@ class Edge:
 
     def children_pids(self) -> list[int]:
         """PIDs of Kamailio processes whose parent is the edge's main process."""
-        if self.proc is None:
-            return []
-        out = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.proc.pid:
-                out.append(int(stat.parent.name))
-        return out
+        return children_of(self.proc.pid) if self.proc else []
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the edge's Kamailio processes so far (from /proc)."""
         assert self.proc is not None
-        ticks = 0
-        for pid in [self.proc.pid, *self.children_pids()]:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds_of(self.proc.pid)
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         """Stop Kamailio (SIGTERM or SIGINT) and return its exit status."""

@@ -146,6 +146,7 @@ class Edge:
         self.branch_ms = r.branch_timeout_ms
         self.retry_after = f"Retry-After: {settings.retry_after}\r\n"
         self.strip_headers = r.strip_reply_headers
+        self.rules: dict[tuple[str, ...], str] = {}  # POP order -> ds_select_routes rules
         self.log_info = settings.kamailio.log_level >= 2  # INFO: one line per admission
 
     # -- app_python3 entry points ---------------------------------------------------------
@@ -379,7 +380,9 @@ class Edge:
             KSR.hdr.append(line + "\r\n")
         if identity.private:
             KSR.pv.seti(PRIVATE_AVP, 1)
-        rules = dispatcher_rules(admit.pops, self.settings.pops)
+        rules = self.rules.get(admit.pops)
+        if rules is None:  # a handful of orders per worker: computed once each
+            rules = self.rules[admit.pops] = dispatcher_rules(admit.pops, self.settings.pops)
         if KSR.dispatcher.ds_select_routes(rules, "d") < 0:
             self.refuse(Refuse(503, "Service Unavailable", "no-gateway-up"), "",
                         self.retry_after)

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import Edge, Gateway, RedisServer
+from harness import Edge, Gateway, RedisServer, proc_stat
 
 pytestmark = pytest.mark.e2e
 
 
 def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
