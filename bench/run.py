@@ -57,10 +57,12 @@ ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load"), "native": ("hget
 class Native:
     """bench/native/kamailio.cfg under the same Kamailio flags as the edge."""
 
-    def __init__(self, workdir: Path, redis_port: int, gateway: str, children: int) -> None:
+    def __init__(self, workdir: Path, redis_port: int, gateway: str, children: int,
+                 memory_manager: str) -> None:
         self.workdir, self.port = workdir, free_port()
         self.host, self.address = "127.0.0.1", f"127.0.0.1:{self.port}"
         self.redis_port, self.gateway, self.children = redis_port, gateway, children
+        self.memory_manager = memory_manager
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -76,7 +78,8 @@ class Native:
         cfg.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen(
             [shutil.which("kamailio") or "/usr/sbin/kamailio", "-f", str(cfg), "-DD", "-E",
-             "-m", "1024", "-M", "16", "-Y", str(run), "-P", str(run / "kamailio.pid")],
+             "-m", "1024", "-M", "16", "-x", self.memory_manager,
+             "-Y", str(run), "-P", str(run / "kamailio.pid")],
             stdout=(self.workdir / "kamailio.log").open("ab"), stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: status_of(sip_request(
@@ -230,6 +233,8 @@ def main() -> int:
     ap.add_argument("--domains", type=int, default=1)
     ap.add_argument("--cidrs", type=int, default=1)
     ap.add_argument("--import-only", action="store_true")
+    ap.add_argument("--memory-manager", default="tlsf", choices=("tlsf", "qm", "fm"),
+                    help="Kamailio's -x, the same for both targets")
     ap.add_argument("--no-topology-hiding", action="store_true",
                     help="run the edge without topoh (to see what it costs)")
     args = ap.parse_args()
@@ -246,6 +251,7 @@ def main() -> int:
             gateway.start()
             edge = Edge(work / target / "edge", redis.url, {"eu1": gateway.uri},
                         children=args.children, shm_mb=1024, log_level=1,
+                        memory_manager=args.memory_manager,
                         security={"flood_exempt": ["127.0.0.0/8"]},
                         routing={"topology_hiding": not args.no_topology_hiding})
             edge.write_settings()
@@ -256,7 +262,8 @@ def main() -> int:
             if args.import_only:
                 continue
             runner = edge if target == "edge" else Native(
-                work / target / "native", redis.port, gateway.uri, args.children)
+                work / target / "native", redis.port, gateway.uri, args.children,
+                args.memory_manager)
             runner.start()
             bench = Bench(work / target, redis, runner, target)
             for scenario in args.scenarios.split(","):

@@ -482,6 +482,7 @@ class Edge:
     children: int = 2
     shm_mb: int = 128
     log_level: int = 2
+    memory_manager: str = "tlsf"
     routing: dict[str, object] = field(default_factory=dict)
     # the customer addresses the load tests use are exempt from flood limits
     security: dict[str, object] = field(default_factory=lambda: {
@@ -511,7 +512,8 @@ class Edge:
             "pops": {pop: [uri] for pop, uri in self.gateways.items()},
             "auth": {"secret": "test-secret", "nonce_expire": 300, **self.auth},
             "kamailio": {"children": self.children, "tcp_children": 2, "shm_mb": self.shm_mb,
-                         "pkg_mb": 16, "log_level": self.log_level},
+                         "pkg_mb": 16, "log_level": self.log_level,
+                         "memory_manager": self.memory_manager},
             "retry_after": 7,
             "routing": self.routing,
             "security": self.security,

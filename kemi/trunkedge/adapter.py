@@ -45,10 +45,13 @@ from trunkedge.pops import (
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
 from trunkedge.store import Script, Store
 from trunkedge.target import parse_target
+from trunkedge.watcher import Watcher, leased_version
 
 METRICS = "te_metrics"  # htable of counters, dumped by `trunkedge status`
 BANS = "te_bans"  # htable: this edge's copy of the banned addresses (expiring items)
-STATE = "te_state"  # htable: state shared by the workers (the Redis circuit breaker)
+STATE = "te_state"  # htable: state shared by the workers (breaker, the watcher's lease)
+LEASE = "watch"  # te_state item: the version the watcher vouches for, and until when
+WATCH_S = 1.0  # each call of the watcher's timer watches this long
 AUTH_FAILURES = ("wrong-credentials", "auth-user-not-from-user")
 NC = re.compile(r"[0-9a-fA-F]{8}")
 # sanity: the default checks but digest credentials (the edge parses those itself)
@@ -126,6 +129,19 @@ class SharedBreaker:
         KSR.htable.sht_seti(STATE, "redis_open_until", open_until_ms)
 
 
+class HtableBoard:
+    """The watcher's board: its lease in te_state, the bans it hears of in te_bans."""
+
+    def lease(self, value: str) -> None:
+        KSR.htable.sht_sets(STATE, LEASE, value)
+
+    def withdraw(self) -> None:
+        KSR.htable.sht_rm(STATE, LEASE)
+
+    def ban(self, address: str, seconds: int) -> None:
+        KSR.htable.sht_setxi(BANS, address, 1, seconds)
+
+
 class Edge:
     """The object app_python3 calls for every SIP message."""
 
@@ -148,6 +164,7 @@ class Edge:
         self.strip_headers = r.strip_reply_headers
         self.rules: dict[tuple[str, ...], str] = {}  # POP order -> ds_select_routes rules
         self.log_info = settings.kamailio.log_level >= 2  # INFO: one line per admission
+        self.watcher: Watcher | None = None  # made in the timer process that runs it
 
     # -- app_python3 entry points ---------------------------------------------------------
     def child_init(self, rank: int) -> int:
@@ -176,6 +193,14 @@ class Edge:
 
     def ksr_failure_route(self, msg: object) -> int:
         _guarded(self.failure, "failure route")
+        return 1
+
+    def ksr_watch(self, *_: object) -> int:
+        """rtimer's callback, in a process of its own: keep the workers' lease fresh."""
+        if self.watcher is None:
+            self.watcher = Watcher(self.settings.redis, HtableBoard(),
+                                   lambda line: KSR.notice(f"trunkedge: {line}\n"))
+        _guarded(lambda: self.watcher.run_for(WATCH_S) if self.watcher else None, "watcher")
         return 1
 
     def ksr_dispatcher_event(self, event: str) -> int:
@@ -279,8 +304,9 @@ class Edge:
             return
         now = time.time()
         try:
-            lookup = self.store.lookup(target.domain, self.lookup_name(creds), source,
-                                       self.claim(creds, now))
+            lookup = self.store.lookup(
+                target.domain, self.lookup_name(creds), source, self.claim(creds, now),
+                leased_version(KSR.htable.sht_get(STATE, LEASE), time.monotonic()))
             if lookup.banned_for:
                 KSR.htable.sht_setxi(BANS, source, 1, lookup.banned_for)
                 self.count("dropped:banned")

@@ -19,6 +19,7 @@ from trunkedge.errors import ConfigError
 from trunkedge.identity import NO_CALLER_IDS, POLICIES, CallerIds, is_pattern
 from trunkedge.names import is_e164
 from trunkedge.schema import (
+    CHANGED,
     CID_FIELDS,
     HA1_FIELDS,
     Keys,
@@ -75,6 +76,7 @@ class Provisioner:
         def tx(pipe: Pipe) -> None:
             validate_and_queue(pipe)  # must call pipe.multi() before queuing writes
             pipe.incr(self.k.version)
+            pipe.publish(self.k.changes, CHANGED)  # the edges' watchers drop their caches
 
         self.r.transaction(tx, self.k.version)
 

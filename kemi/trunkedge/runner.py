@@ -98,7 +98,7 @@ def kamailio_argv(settings: Settings, cfg: Path, rundir: Path) -> list[str]:
     k = settings.kamailio
     return [
         binary, "-f", str(cfg), "-DD", "-E",
-        "-m", str(k.shm_mb), "-M", str(k.pkg_mb),
+        "-m", str(k.shm_mb), "-M", str(k.pkg_mb), "-x", k.memory_manager,
         "-Y", str(rundir), "-P", str(rundir / "kamailio.pid"),
     ]
 

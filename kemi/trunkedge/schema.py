@@ -20,6 +20,9 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
     {p}fail:{ip}                 STRING  failed authentications in the window (EX window)
     {p}nc:{nonce}:{nc}           STRING  a digest (nonce, nc) already used (EX nonce life)
 
+    {p}changes                   CHANNEL "version" after every change (with the INCR),
+                                         "ban <ip> <seconds>" when an address is banned
+
 Caller IDs (on an ACL, or an account): cid_allow is a comma-separated list of "+E164"
 numbers and "+prefix*" ranges; cid_default a "+E164"; cid_policy "reject" or "replace".
 """
@@ -83,6 +86,15 @@ class Keys:
     def failures(self, address: str) -> str:
         return f"{self.prefix}fail:{address}"
 
+    @property
+    def changes(self) -> str:
+        """The pub/sub channel that tells the edges' watchers what changed."""
+        return f"{self.prefix}changes"
+
+
+CHANGED = "version"  # the message provisioning publishes on Keys.changes with each change
+BAN_MESSAGE = "ban"  # "ban <ip> <seconds>", published by FAILURE_SCRIPT
+
 
 # The edge's one round trip per initial request. ARGV: prefix, domain, username, source
 # address, the version the caller's cache holds, what it wants ("d" domain, "u" account),
@@ -145,13 +157,15 @@ def decode_domain(name: str, raw: Any) -> DomainView | None:
 
 
 # A failed authentication from an address: count it; at the limit, ban the address
-# (shared by every edge on this Redis). KEYS: fail, ban; ARGV: window, limit, ban time.
+# (shared by every edge on this Redis) and tell the edges' watchers.
+# KEYS: fail, ban, changes; ARGV: window, limit, ban time, address.
 FAILURE_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if n >= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
   redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', KEYS[3], 'ban ' .. ARGV[4] .. ' ' .. ARGV[3])
   return 1
 end
 return 0

@@ -78,6 +78,9 @@ class RoutingSettings:
     topology_hiding: bool = True  # topoh: neither side sees the other's addresses
 
 
+MEMORY_MANAGERS = ("tlsf", "qm", "fm")
+
+
 @dataclass(frozen=True)
 class KamailioSettings:
     children: int = 4
@@ -85,6 +88,9 @@ class KamailioSettings:
     shm_mb: int = 1024
     pkg_mb: int = 16
     log_level: int = 2
+    # Kamailio's memory manager (-x). TLSF allocates in constant time; the default "qm"
+    # walked its free lists for half of all CPU under load (bench/run.py, perf).
+    memory_manager: str = "tlsf"
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,8 @@ def parse_settings(raw: object) -> Settings:
         shm_mb=_int(k, "shm_mb", 1024, "kamailio.shm_mb", 64, 65_536),
         pkg_mb=_int(k, "pkg_mb", 16, "kamailio.pkg_mb", 4, 1024),
         log_level=_int(k, "log_level", 2, "kamailio.log_level", -5, 3),
+        memory_manager=_choice(k, "memory_manager", "tlsf", "kamailio.memory_manager",
+                               MEMORY_MANAGERS),
     )
     return Settings(
         listen=tuple(listen), base_domain=base.lower(), pops=pops, redis=redis, auth=auth,
@@ -276,6 +284,14 @@ def _ip(raw: object, name: str) -> str:
         return str(ipaddress.ip_address(str(raw)))
     except ValueError as e:
         raise ConfigError(name, f"{raw!r} is not an IP address") from e
+
+
+def _choice(section: Mapping[str, Any], key: str, default: str, name: str,
+            choices: tuple[str, ...]) -> str:
+    value = section.get(key, default)
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}")
+    return str(value)
 
 
 def _bool(section: Mapping[str, Any], key: str, default: bool, name: str) -> bool:

@@ -1,6 +1,7 @@
-"""The edge's path to Redis: one script per initial request, a per-worker cache that the
-provisioning version key invalidates, bounded timeouts, and a circuit breaker so that a
-Redis outage costs one timeout now and then, not one per call.
+"""The edge's path to Redis: at most one script per initial request (none when the
+watcher vouches for the cache), a per-worker cache that the provisioning version key
+invalidates, bounded timeouts, and a circuit breaker so that a Redis outage costs one
+timeout now and then, not one per call.
 
 The store speaks to Redis through a `Transport`: Kamailio's ndb_redis inside the edge
 (the adapter provides it: a C client, nearly free per call), redis-py elsewhere.
@@ -124,9 +125,16 @@ class Store:
         return result
 
     def lookup(self, domain: str, username: str, source: str,
-               claim: tuple[str, int] | None = None) -> Lookup:
+               claim: tuple[str, int] | None = None, vouched: str | None = None) -> Lookup:
         """The domain's ACLs, the credentials' account, the source's ban, and the claim of
-        a digest "nonce:nc" (for `ttl` seconds): one round trip, little data when cached."""
+        a digest "nonce:nc" (for `ttl` seconds): one round trip, little data when cached.
+
+        No round trip at all when nothing is to be claimed, the watcher vouches that Redis
+        holds the version this cache holds (`vouched`), and the cache has both entries
+        (the source's ban is then the caller's to check: the watcher copies bans)."""
+        if (claim is None and vouched is not None and vouched == self.version
+                and domain in self.domains and (not username or username in self.accounts)):
+            return Lookup(self.domains[domain], self.accounts[username] if username else None)
         want = ("d" if domain not in self.domains else "") + \
             ("u" if username and username not in self.accounts else "")
         raw = self._run(EDGE, (), (
@@ -151,5 +159,6 @@ class Store:
 
     def record_failure(self, source: str, limit: int, window_s: int, ban_s: int) -> bool:
         """Count a failed authentication; True if it got the address banned."""
-        return bool(int(self._run(FAILURE, (self.keys.failures(source), self.keys.ban(source)),
-                                  (str(window_s), str(limit), str(ban_s)))))
+        return bool(int(self._run(
+            FAILURE, (self.keys.failures(source), self.keys.ban(source), self.keys.changes),
+            (str(window_s), str(limit), str(ban_s), source))))
