@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BASE, Edge, run_sipp, sip_request, status_of
+from harness import BASE, Edge, RedisServer, run_sipp, sip_request, status_of
 
 pytestmark = pytest.mark.e2e
 
@@ -178,6 +178,37 @@ def test_provisioning_change_applies_to_the_next_call(edge: Edge, tmp_path: Path
     assert added.returncode == 0, added.stderr
     r = call(edge, tmp_path, "call_answered_after_challenge", domain, source=STRANGER,
              from_user="44000000", auth=("44000000", "pw-from-stdin"))
+    assert r.ok, r.explain()
+
+
+def evalsha_calls(redis_server: RedisServer) -> int:
+    stats = redis_server.client().info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_warm_calls_skip_redis_and_a_change_still_applies_to_the_next_call(
+        edge: Edge, redis_server: RedisServer, tmp_path: Path) -> None:
+    """Steady state: an IP call costs no Redis round trip (the watcher vouches for the
+    workers' caches), a digest call one (its (nonce, nc) is claimed for every edge)."""
+    edge.provision(customer(acme=["office", "roaming"]))
+    ip = dict(source=PBX, rate=100, hold_ms=0)
+    digest = dict(source=ROAMING, from_user=USER, auth=(USER, PASSWORD), rate=100, hold_ms=0)
+    for kw in (ip, digest):  # every worker caches the domain and the account
+        r = call(edge, tmp_path, "call_answered_after_challenge" if "auth" in kw
+                 else "call_answered", f"acme.{BASE}", calls=40, **kw)
+        assert r.ok, r.explain()
+
+    before = evalsha_calls(redis_server)
+    r = call(edge, tmp_path, "call_answered", f"acme.{BASE}", calls=50, **ip)
+    assert r.ok, r.explain()
+    assert evalsha_calls(redis_server) - before == 0
+    before = evalsha_calls(redis_server)
+    r = call(edge, tmp_path, "call_answered_after_challenge", f"acme.{BASE}", calls=50, **digest)
+    assert r.ok, r.explain()
+    assert evalsha_calls(redis_server) - before == 50
+
+    assert edge.cli("domain", "delete", "acme").returncode == 0
+    r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}", source=PBX)
     assert r.ok, r.explain()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,17 +47,22 @@ def outage(tmp_path_factory: pytest.TempPathFactory,
         server.stop(save=False)
 
 
-def recovery_time(edge: Edge, limit: float = 3.0) -> float:
-    """Seconds until the edge admits calls again (it probes Redis again after its
-    circuit breaker's pause); the probe call is refused 403 once Redis answers."""
+def recovery_time(edge: Edge, limit: float = 3.0, in_a_row: int = 5) -> float:
+    """Seconds until the edge reads Redis again (it probes Redis again after its circuit
+    breaker's pause): `in_a_row` probes answered without 503. Each probe names a domain
+    no worker has cached, so it needs Redis (a warm cache would answer without it); the
+    domain does not exist, so the probe is refused 403 once Redis answers."""
     started = time.monotonic()
+    good = 0
     while time.monotonic() - started < limit:
-        reply = sip_request((edge.host, edge.port), "INVITE", f"sip:+3123456789@acme.{BASE}",
+        domain = f"probe{uuid.uuid4().hex[:12]}.{BASE}"
+        reply = sip_request((edge.host, edge.port), "INVITE", f"sip:+3123456789@{domain}",
                             source="127.0.0.9", timeout=0.5)
-        if status_of(reply) != 503:
+        good = good + 1 if status_of(reply) not in (None, 503) else 0
+        if good >= in_a_row:
             return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"the edge still answers 503 {limit}s after Redis came back")
+        time.sleep(0.02)
+    return limit
 
 
 def ip_call(edge: Edge, tmp_path: Path, scenario: str):  # type: ignore[no-untyped-def]
@@ -92,6 +98,9 @@ def test_wedged_redis_gives_503_within_the_timeout(
 ) -> None:
     server, edge = outage
     server.pause()
+    # The watcher notices within its heartbeat plus the Redis timeout (0.1 + 0.1 s); until
+    # then the workers' warm caches still answer, as the watcher last vouched for them.
+    time.sleep(0.3)
     try:
         refused = ip_call(edge, tmp_path, "refused_503_retry_later")
         assert refused.ok, refused.explain()
