@@ -20,7 +20,7 @@ class AclView:
     has_accounts: bool
     caller_ids: CallerIds = NO_CALLER_IDS
 
-    def lists(self, source: Address) -> bool:
+    def lists(self, source: str | Address) -> bool:
         return source in self.networks
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 
 from trunkedge.errors import ConfigError
@@ -94,19 +95,30 @@ class NetworkSet:
         if not self._count:
             return False
         if isinstance(address, str):
-            try:
-                address = ipaddress.ip_address(address)
-            except ValueError:
+            parsed = address_value(address)
+            if parsed is None:
                 return False
-        if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            version, value = parsed
+        elif isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            version, value = address.version, int(address)
+        else:
             return False
-        value = int(address)
-        starts = self._starts[address.version]
+        starts = self._starts[version]
         i = bisect.bisect_right(starts, value) - 1
-        return i >= 0 and self._ranges[address.version][i][1] >= value
+        return i >= 0 and self._ranges[version][i][1] >= value
 
     def __len__(self) -> int:
         return self._count
+
+
+def address_value(text: str) -> tuple[int, int] | None:
+    """(IP version, address as an integer) of a textual address, or None: the C parser,
+    several times cheaper per call than the ipaddress module."""
+    family, version = (socket.AF_INET6, 6) if ":" in text else (socket.AF_INET, 4)
+    try:
+        return version, int.from_bytes(socket.inet_pton(family, text), "big")
+    except (OSError, ValueError):
+        return None
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -13,13 +13,12 @@ Order of checks (SPEC "Admission of a call"):
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from trunkedge.identity import NO_CALLER_IDS, CallerIds
 from trunkedge.model import AccountView, Lookup
-from trunkedge.names import is_e164
+from trunkedge.names import address_value, is_e164
 from trunkedge.pops import PopPlan
 from trunkedge.target import Target
 
@@ -103,9 +102,8 @@ def decide(
     domain = lookup.domain
     if domain is None:
         return refuse_forbidden("unknown-domain")
-    try:
-        source = ipaddress.ip_address(facts.source_ip)
-    except ValueError:
+    source = facts.source_ip
+    if address_value(source) is None:
         return refuse_forbidden("bad-source-address")
     pops = plan.order(target.pop, domain.pop)
 
