@@ -67,6 +67,8 @@ class Credentials:
     opaque: str | None = None
 
 
+_ESCAPE = re.compile(r"\\(.)")
+_CONTROL = re.compile(r"[\r\n\0]")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,"]+)\s*(?:,|$)')
 
 
@@ -86,7 +88,8 @@ def parse_credentials(value: str) -> Credentials | None:
         raw = m.group(3) if m.group(3) is not None else m.group(2)
         if key in params:
             return None  # a parameter twice: ambiguous, refuse
-        params[key] = re.sub(r"\\(.)", r"\1", raw) if m.group(3) is not None else raw
+        params[key] = _ESCAPE.sub(r"\1", raw) if m.group(3) is not None and "\\" in raw \
+            else raw
         pos = m.end()
     try:
         creds = Credentials(
@@ -97,7 +100,7 @@ def parse_credentials(value: str) -> Credentials | None:
         )
     except KeyError:
         return None
-    if any(c in "\r\n\0" for c in value):
+    if _CONTROL.search(value):
         return None
     return creds
 
