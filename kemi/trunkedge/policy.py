@@ -105,13 +105,12 @@ def decide(
     source = facts.source_ip
     if address_value(source) is None:
         return refuse_forbidden("bad-source-address")
-    pops = plan.order(target.pop, domain.pop)
-
     candidates = []  # ACLs that need credentials and whose address rule (if any) holds
     for acl in domain.acls:
         listed = acl.lists(source)
         if listed and not acl.has_accounts:
-            return _admit(facts, Admit(pops=pops, acl=acl.name, username=None))
+            return _admit(facts, Admit(pops=plan.order(target.pop, domain.pop), acl=acl.name,
+                                       username=None))
         if acl.has_accounts and (listed or not acl.networks):
             candidates.append(acl.name)
     if not candidates:
@@ -129,7 +128,8 @@ def decide(
     if not usable or account is None:
         return refuse_forbidden("wrong-credentials:unknown-or-foreign-account")
     if check.result is DigestResult.OK:
-        return _admit(facts, Admit(pops=pops, acl=account.acl, username=account.username))
+        return _admit(facts, Admit(pops=plan.order(target.pop, domain.pop), acl=account.acl,
+                                   username=account.username))
     if check.result is DigestResult.STALE:
         return Challenge(stale=True)
     return refuse_forbidden(f"wrong-credentials:{check.detail or 'response'}")

@@ -6,6 +6,7 @@ Pure: no KSR, no I/O. The adapter hands `attempt_order` to Kamailio's dispatcher
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -69,8 +70,14 @@ class PopPlan:
     configured: frozenset[str]
 
     def order(self, pinned: str | None, domain_pop: str | None) -> tuple[str, ...]:
-        return attempt_order(pinned, domain_pop, self.default_pop, self.region_order,
-                             dict.fromkeys(self.configured))
+        return _order(self, pinned, domain_pop)
+
+
+@functools.lru_cache(maxsize=256)
+def _order(plan: PopPlan, pinned: str | None, domain_pop: str | None) -> tuple[str, ...]:
+    """A handful of (pinned, provisioned) pairs per edge: each computed once."""
+    return attempt_order(pinned, domain_pop, plan.default_pop, plan.region_order,
+                         dict.fromkeys(plan.configured))
 
 
 def dispatcher_rules(order: Sequence[str], gateways: Mapping[str, Sequence[Gateway]]) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 import pytest
 
 from trunkedge import digest, strict
 from trunkedge.guard import is_scanner
-from trunkedge.names import NetworkSet
+from trunkedge.names import NetworkSet, address_value
 
 REALM, SECRET = "sip.example.net", "s3cret"
 URI = "sip:+3123456789@acme.sip.example.net"
@@ -142,3 +143,12 @@ def test_guards() -> None:
     assert "10.1.2.3" in exempt and "2001:db8::1" in exempt
     assert "192.0.2.1" not in exempt and "garbage" not in exempt
     assert "10.0.0.1" not in NetworkSet([])
+    for garbage in ("", "1.2.3", "01.2.3.4", "10.0.0.1 ", "fe80::1%eth0", "::g", "10.0.0.1\0"):
+        assert garbage not in exempt
+
+
+def test_addresses_parse_as_the_ipaddress_module_does() -> None:
+    for text in ("10.1.2.3", "0.0.0.0", "255.255.255.255", "::1", "2001:db8::1", "::ffff:1.2.3.4"):
+        a = ipaddress.ip_address(text)
+        assert address_value(text) == (a.version, int(a))
+    assert address_value("256.1.1.1") is None and address_value("garbage") is None

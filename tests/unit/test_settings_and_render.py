@@ -41,6 +41,7 @@ def test_example_settings_load() -> None:
         ({"redis": {"timeout_ms": 0}}, "redis.timeout_ms"),
         ({"auth": {"secret": 'a"b'}}, "auth.secret"),
         ({"kamailio": {"children": "four"}}, "kamailio.children"),
+        ({"kamailio": {"memory_manager": "jemalloc"}}, "kamailio.memory_manager"),
         ({"colour": "blue"}, "colour"),
     ],
 )
@@ -62,6 +63,7 @@ def test_render_wrapper(tmp_path: Path) -> None:
     argv = kamailio_argv(s, cfg, tmp_path)
     assert argv[1:5] == ["-f", str(cfg), "-DD", "-E"]
     assert argv[5:7] == ["-m", "1024"]
+    assert argv[argv.index("-x") + 1] == "tlsf"  # constant-time allocator by default
 
 
 def test_main_cfg_has_the_modules_and_the_onsend_trap_fixed() -> None:
