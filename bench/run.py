@@ -5,13 +5,16 @@
     .venv/bin/python bench/run.py --domains 100000 --cidrs 10000   # scale run
     .venv/bin/python bench/run.py --import-only --domains 100000   # provisioning speed
 
-For each target (the edge through `trunkedge run`; bench/native/kamailio.cfg) it starts a
-redis-server, a SIPp gateway and the target on free loopback ports, provisions the same
-population through the CLI, then drives SIPp UACs through (a) an IP-ACL call and (b) a
-digest call, stepping the rate until more than 0.1 % of calls fail. One JSON line per
-run: scenario, rate offered and achieved, calls, failed, retransmissions, p50/p99 response
-time (ms), Kamailio CPU ms per call (/proc), Redis commands per call (INFO commandstats).
-Then the edge/native ratios. Every run is bounded in calls and time and stops by itself.
+Targets: `native` (bench/native/kamailio.cfg: the least a config does for these calls),
+`kemi` (the same routes line for line in KEMI Python, bench/native/kemi_minimal.py: what
+embedded Python costs per message before any policy) and `edge` (`trunkedge run`). For
+each it starts a redis-server, a SIPp gateway and the target on free loopback ports,
+provisions the same population through the CLI, then drives SIPp UACs through (a) an
+IP-ACL call and (b) a digest call, stepping the rate until more than 0.1 % of calls fail.
+One JSON line per run: scenario, rate offered and achieved, calls, failed,
+retransmissions, p50/p99 response time (ms), Kamailio CPU ms per call (/proc), Redis
+commands per call (INFO commandstats). Then the ratios edge/native (the targets),
+kemi/native and edge/kemi. Every run is bounded in calls and time and stops by itself.
 """
 
 from __future__ import annotations
@@ -51,36 +54,41 @@ PREFIX = "te-test:"  # harness.Edge's prefix; the native config reads the same k
 SOURCES = {"ip": "127.0.0.1", "digest": "127.0.0.2"}
 FAILED_LIMIT = 0.001
 # Verbs each target sends itself (the edge's SET and HGETALL run inside its script).
-ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load"), "native": ("hget",)}
+ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load"), "native": ("hget",),
+                    "kemi": ("hget",)}
 
 
 class Native:
-    """bench/native/kamailio.cfg under the same Kamailio flags as the edge."""
+    """A baseline under the same Kamailio flags as the edge: bench/native/kamailio.cfg,
+    or with `kemi`, bench/native/kemi.cfg (its routes in KEMI Python)."""
 
     def __init__(self, workdir: Path, redis_port: int, gateway: str, children: int,
-                 memory_manager: str) -> None:
+                 memory_manager: str, kemi: bool = False) -> None:
         self.workdir, self.port = workdir, free_port()
         self.host, self.address = "127.0.0.1", f"127.0.0.1:{self.port}"
         self.redis_port, self.gateway, self.children = redis_port, gateway, children
-        self.memory_manager = memory_manager
+        self.memory_manager, self.kemi = memory_manager, kemi
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         run = self.workdir / "run"
         run.mkdir(parents=True, exist_ok=True)
+        native = ROOT / "bench" / "native"
         subst = {"BN_RUNDIR": str(run), "BN_PREFIX": PREFIX, "BN_GATEWAY": self.gateway,
-                 "BN_IP_SOURCE": SOURCES["ip"], "BN_REDIS_PORT": str(self.redis_port)}
+                 "BN_IP_SOURCE": SOURCES["ip"], "BN_REDIS_PORT": str(self.redis_port),
+                 "BN_KEMI_SCRIPT": str(native / "kemi_minimal.py")}
         lines = ["#!KAMAILIO", *(f'#!substdef "!{k}!{v}!g"' for k, v in subst.items()),
                  f"#!define BN_CHILDREN {self.children}",
                  f"listen=udp:127.0.0.1:{self.port}",
-                 f'include_file "{ROOT / "bench" / "native" / "kamailio.cfg"}"']
+                 f'include_file "{native / ("kemi.cfg" if self.kemi else "kamailio.cfg")}"']
         cfg = run / "kamailio.cfg"
         cfg.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen(
             [shutil.which("kamailio") or "/usr/sbin/kamailio", "-f", str(cfg), "-DD", "-E",
              "-m", "1024", "-M", "16", "-x", self.memory_manager,
              "-Y", str(run), "-P", str(run / "kamailio.pid")],
-            stdout=(self.workdir / "kamailio.log").open("ab"), stderr=subprocess.STDOUT)
+            stdout=(self.workdir / "kamailio.log").open("ab"), stderr=subprocess.STDOUT,
+            env={**os.environ, **subst})
         try:
             wait_until(lambda: status_of(sip_request(
                 (self.host, self.port), "OPTIONS", f"sip:{self.address}", timeout=0.3)) == 200,
@@ -224,7 +232,7 @@ def provision(edge: Edge, config: dict[str, Any]) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--targets", default="native,edge")
+    ap.add_argument("--targets", default="native,kemi,edge")
     ap.add_argument("--scenarios", default="ip,digest")
     ap.add_argument("--rates", default="300,600,900,1200,1500,1800,2100,2400",
                     help="rates to step through (calls/s), until >0.1%% fail")
@@ -263,7 +271,7 @@ def main() -> int:
                 continue
             runner = edge if target == "edge" else Native(
                 work / target / "native", redis.port, gateway.uri, args.children,
-                args.memory_manager)
+                args.memory_manager, kemi=target == "kemi")
             runner.start()
             bench = Bench(work / target, redis, runner, target)
             for scenario in args.scenarios.split(","):
@@ -279,11 +287,10 @@ def main() -> int:
             gateway.stop()
             redis.stop(save=False)
     for scenario in args.scenarios.split(","):
-        edge_runs = results.get(("edge", scenario), [])
-        native_runs = results.get(("native", scenario), [])
-        if not edge_runs or not native_runs:
-            continue
-        print(json.dumps(ratios(scenario, edge_runs, native_runs)), flush=True)
+        for over, under in (("edge", "native"), ("kemi", "native"), ("edge", "kemi")):
+            a, b = results.get((over, scenario), []), results.get((under, scenario), [])
+            if a and b:
+                print(json.dumps(ratios(scenario, f"{over}/{under}", a, b)), flush=True)
     shutil.rmtree(work, ignore_errors=True) if os.environ.get("BENCH_CLEAN") else None
     return 0
 
@@ -297,20 +304,20 @@ def sustained(runs: list[dict[str, Any]]) -> float:
     return max((r["rate_achieved"] for r in runs if _sustained(r)), default=0.0)
 
 
-def ratios(scenario: str, edge: list[dict[str, Any]],
-           native: list[dict[str, Any]]) -> dict[str, Any]:
+def ratios(scenario: str, name: str, over: list[dict[str, Any]],
+           under: list[dict[str, Any]]) -> dict[str, Any]:
     """CPU per call compared at the highest rate both sustained; sustained rates."""
-    ok_edge = {r["rate_offered"]: r for r in edge if _sustained(r)}
-    ok_native = {r["rate_offered"]: r for r in native if _sustained(r)}
-    common = max(set(ok_edge) & set(ok_native), default=None)
+    ok_over = {r["rate_offered"]: r for r in over if _sustained(r)}
+    ok_under = {r["rate_offered"]: r for r in under if _sustained(r)}
+    common = max(set(ok_over) & set(ok_under), default=None)
     cpu = None if common is None else round(
-        ok_edge[common]["kamailio_cpu_ms_per_call"]
-        / ok_native[common]["kamailio_cpu_ms_per_call"], 2)
+        ok_over[common]["kamailio_cpu_ms_per_call"]
+        / ok_under[common]["kamailio_cpu_ms_per_call"], 2)
     return {
-        "scenario": scenario, "ratio": "edge/native", "compared_at_rate": common,
+        "scenario": scenario, "ratio": name, "compared_at_rate": common,
         "cpu_per_call": cpu,
-        "sustained_rate": round(sustained(edge) / max(sustained(native), 1), 2),
-        "edge_sustained": sustained(edge), "native_sustained": sustained(native),
+        "sustained_rate": round(sustained(over) / max(sustained(under), 1), 2),
+        "sustained": [sustained(over), sustained(under)],
     }
 
 if __name__ == "__main__":
