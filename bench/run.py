@@ -275,6 +275,7 @@ def main() -> int:
             runner.start()
             bench = Bench(work / target, redis, runner, target)
             for scenario in args.scenarios.split(","):
+                bench.run(scenario, 200, 2)  # warm-up, not reported: steady state is measured
                 for rate in rates:
                     line = bench.run(scenario, rate, args.duration)
                     print(json.dumps(line), flush=True)

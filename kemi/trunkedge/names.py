@@ -82,9 +82,12 @@ class NetworkSet:
         ranges: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
         count = 0
         for c in cidrs:
-            net = c if isinstance(c, ipaddress.IPv4Network | ipaddress.IPv6Network) \
-                else ipaddress.ip_network(c, strict=False)
-            ranges[net.version].append((int(net.network_address), int(net.broadcast_address)))
+            span = _span(c) if isinstance(c, str) else None
+            if span is None:
+                net = c if isinstance(c, ipaddress.IPv4Network | ipaddress.IPv6Network) \
+                    else ipaddress.ip_network(c, strict=False)
+                span = net.version, int(net.network_address), int(net.broadcast_address)
+            ranges[span[0]].append(span[1:])
             count += 1
         self._count = count
         self._ranges = {v: _merged(r) for v, r in ranges.items()}
@@ -119,6 +122,22 @@ def address_value(text: str) -> tuple[int, int] | None:
         return version, int.from_bytes(socket.inet_pton(family, text), "big")
     except (OSError, ValueError):
         return None
+
+
+def _span(cidr: str) -> tuple[int, int, int] | None:
+    """(version, first, last) of "address/length" the quick way; None: let ipaddress
+    parse it (and raise on garbage)."""
+    address, slash, length = cidr.partition("/")
+    parsed = address_value(address)
+    if parsed is None or (slash and not length.isdigit()):
+        return None
+    version, value = parsed
+    bits = 32 if version == 4 else 128
+    size = int(length) if length else bits
+    if size > bits:
+        return None
+    host = (1 << (bits - size)) - 1
+    return version, value & ~host, (value & ~host) | host
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

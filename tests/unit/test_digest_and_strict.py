@@ -152,3 +152,19 @@ def test_addresses_parse_as_the_ipaddress_module_does() -> None:
         a = ipaddress.ip_address(text)
         assert address_value(text) == (a.version, int(a))
     assert address_value("256.1.1.1") is None and address_value("garbage") is None
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8", "10.1.2.3/8", "192.0.2.7/32", "192.0.2.7",
+                                  "2001:db8::/32", "2001:db8::7/127", "0.0.0.0/0", "::/0"])
+def test_network_sets_span_what_ipaddress_spans(cidr: str) -> None:
+    net = ipaddress.ip_network(cidr, strict=False)
+    nets = NetworkSet([cidr])
+    assert net.network_address in nets and net.broadcast_address in nets
+    assert (net.network_address - 1 not in nets) if int(net.network_address) else True
+    assert (net.broadcast_address + 1 not in nets) if net.prefixlen else True
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "10.0.0.0/x", "10.0.0.0/", "garbage", "::/129"])
+def test_network_sets_refuse_garbage(bad: str) -> None:
+    with pytest.raises(ValueError):
+        NetworkSet([bad])
