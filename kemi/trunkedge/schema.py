@@ -86,6 +86,10 @@ class Keys:
     def failures(self, address: str) -> str:
         return f"{self.prefix}fail:{address}"
 
+    def nonce_use(self, nonce_nc: str) -> str:
+        """A digest "nonce:nc" already used (EDGE_SCRIPT builds the same name)."""
+        return f"{self.prefix}nc:{nonce_nc}"
+
     @property
     def changes(self) -> str:
         """The pub/sub channel that tells the edges' watchers what changed."""

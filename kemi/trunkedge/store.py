@@ -46,6 +46,9 @@ class Transport(Protocol):
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA (loading the script when Redis lacks it); raise StoreUnavailable."""
 
+    def set_new(self, key: str, ttl: int) -> bool:
+        """SET key 1 NX EX ttl: True if the key was not there; raise StoreUnavailable."""
+
 
 class Breaker(Protocol):
     """Where the circuit breaker keeps its state: `open_until` in monotonic ms (0: closed).
@@ -93,6 +96,12 @@ class RedisPyTransport:
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
 
+    def set_new(self, key: str, ttl: int) -> bool:
+        try:
+            return bool(self.client.set(key, "1", nx=True, ex=ttl))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+
 
 class Store:
     """The edge's reads and its few writes (bans, nonce use), cached per worker."""
@@ -110,13 +119,16 @@ class Store:
         self.accounts: dict[str, AccountView | None] = {}
 
     def _run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+        return self._guard(lambda: self.transport.run(script, keys, args))
+
+    def _guard(self, trip: Callable[[], Any]) -> Any:
         """One Redis round trip; while the breaker is open, fail at once. Once its pause is
         over, the next call tries Redis again and closes it on success."""
         open_until = self.breaker.get()
         if open_until and self.clock() * 1000 < open_until:
             raise StoreUnavailable("redis: circuit open after a recent failure")
         try:
-            result = self.transport.run(script, keys, args)
+            result = trip()
         except StoreUnavailable:
             self.breaker.set(int(self.clock() * 1000) + self.breaker_ms)
             raise
@@ -129,12 +141,16 @@ class Store:
         """The domain's ACLs, the credentials' account, the source's ban, and the claim of
         a digest "nonce:nc" (for `ttl` seconds): one round trip, little data when cached.
 
-        No round trip at all when nothing is to be claimed, the watcher vouches that Redis
-        holds the version this cache holds (`vouched`), and the cache has both entries
-        (the source's ban is then the caller's to check: the watcher copies bans)."""
-        if (claim is None and vouched is not None and vouched == self.version
-                and domain in self.domains and (not username or username in self.accounts)):
-            return Lookup(self.domains[domain], self.accounts[username] if username else None)
+        When the watcher vouches that Redis holds the version this cache holds
+        (`vouched`) and the cache has both entries, no script runs: nothing goes to Redis
+        but the claim, if any, as a plain SET NX (the source's ban is then the caller's to
+        check: the watcher copies bans)."""
+        if (vouched is not None and vouched == self.version and domain in self.domains
+                and (not username or username in self.accounts)):
+            claimed = None if claim is None else bool(self._guard(
+                lambda: self.transport.set_new(self.keys.nonce_use(claim[0]), claim[1])))
+            return Lookup(self.domains[domain], self.accounts[username] if username else None,
+                          nonce_claimed=claimed)
         want = ("d" if domain not in self.domains else "") + \
             ("u" if username and username not in self.accounts else "")
         raw = self._run(EDGE, (), (

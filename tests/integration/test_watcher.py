@@ -120,18 +120,27 @@ def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
 
     class Counting(RedisPyTransport):
         def run(self, script, keys, args):  # type: ignore[no-untyped-def]
-            trips.append(args[1] if len(args) > 1 else "")
+            trips.append("script")
             return super().run(script, keys, args)
+
+        def set_new(self, key: str, ttl: int) -> bool:
+            trips.append("set")
+            return super().set_new(key, ttl)
 
     s = Store(RedisSettings(prefix=PREFIX), Counting(client))
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # cold: a trip
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # warm: none
-    assert len(trips) == 1
+    assert trips == ["script"]
+    # a digest (nonce, nc) is always claimed in Redis: warm, with a plain SET NX
     assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed
-    assert len(trips) == 2  # a digest (nonce, nc) is always claimed in Redis
+    assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed \
+        is False  # a replay
+    assert 0 < client.ttl(f"{PREFIX}nc:n:00000001") <= 30
+    other = Store(RedisSettings(prefix=PREFIX), Counting(client))  # another edge, cold
+    assert other.lookup("acme", "", "192.0.2.1", ("n:00000001", 30)).nonce_claimed is False
+    assert trips == ["script", "set", "set", "script"]
     assert s.lookup("acme", "", "192.0.2.1").domain is not None  # no lease: a trip
-    assert len(trips) == 3
+    assert len(trips) == 5
     prov.domain_delete("acme")
     assert s.lookup("acme", "", "192.0.2.1", vouched="2").domain is None  # moved on: a trip
-    assert len(trips) == 4
-
+    assert len(trips) == 6
