@@ -53,8 +53,9 @@ CALLER_IDS = {"allow": ["+31*"], "default": "+31200000000", "policy": "replace"}
 PREFIX = "te-test:"  # harness.Edge's prefix; the native config reads the same keys
 SOURCES = {"ip": "127.0.0.1", "digest": "127.0.0.2"}
 FAILED_LIMIT = 0.001
-# Verbs each target sends itself (the edge's SET and HGETALL run inside its script).
-ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load"), "native": ("hget",),
+# Verbs each target's workers send themselves, one round trip each (commands inside the
+# edge's script are not round trips; the watcher's heartbeat GET is not per call).
+ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load", "set"), "native": ("hget",),
                     "kemi": ("hget",)}
 
 
