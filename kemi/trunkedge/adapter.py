@@ -104,16 +104,6 @@ class NdbTransport:
                 raise StoreUnavailable("redis: cannot load a script")
         raise AssertionError("unreachable")
 
-    def set_new(self, key: str, ttl: int) -> bool:
-        """SET NX answers +OK (hiredis type 5, status) when it set the key, nil (4) when
-        the key was there."""
-        if self._command(f"SET %s 1 NX EX {int(ttl)}", [key]) >= 0:
-            kind = str(KSR.pv.get(f"$redis({self.REPLY}=>type)"))
-            if kind in ("4", "5"):
-                return kind == "5"
-        error = KSR.pv.get(f"$redis({self.REPLY}=>info)") or "no answer"
-        raise StoreUnavailable(f"redis: {error}")
-
     def _command(self, command: str, params: list[str]) -> int:
         n = KSR.ndb_redis
         if not params:

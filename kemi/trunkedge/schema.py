@@ -160,6 +160,17 @@ def decode_domain(name: str, raw: Any) -> DomainView | None:
                       algorithms=tuple(raw["algs"].split(",")) if raw.get("algs") else ())
 
 
+# A warm digest call's one round trip (the worker's cache is vouched for): the source
+# address's ban, and the claim of its (nonce, nc) for the nonce's remaining life.
+# KEYS: ban, nonce use; ARGV: ttl. Answers -ttl for a banned address, else 1 (claimed)
+# or 0 (a replay).
+CLAIM_SCRIPT = """
+local ban = redis.call('TTL', KEYS[1])
+if ban > 0 then return -ban end
+return redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) and 1 or 0
+"""
+
+
 # A failed authentication from an address: count it; at the limit, ban the address
 # (shared by every edge on this Redis) and tell the edges' watchers.
 # KEYS: fail, ban, changes; ARGV: window, limit, ban time, address.

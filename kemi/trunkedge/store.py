@@ -22,7 +22,14 @@ from redis.retry import Retry
 
 from trunkedge.errors import StoreUnavailable
 from trunkedge.model import AccountView, DomainView, Lookup
-from trunkedge.schema import EDGE_SCRIPT, FAILURE_SCRIPT, Keys, decode_account, decode_domain
+from trunkedge.schema import (
+    CLAIM_SCRIPT,
+    EDGE_SCRIPT,
+    FAILURE_SCRIPT,
+    Keys,
+    decode_account,
+    decode_domain,
+)
 from trunkedge.settings import RedisSettings
 
 CACHE_LIMIT = 200_000  # entries per worker before the cache starts over
@@ -39,15 +46,13 @@ class Script:
 
 
 EDGE = Script(EDGE_SCRIPT)
+CLAIM = Script(CLAIM_SCRIPT)
 FAILURE = Script(FAILURE_SCRIPT)
 
 
 class Transport(Protocol):
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA (loading the script when Redis lacks it); raise StoreUnavailable."""
-
-    def set_new(self, key: str, ttl: int) -> bool:
-        """SET key 1 NX EX ttl: True if the key was not there; raise StoreUnavailable."""
 
 
 class Breaker(Protocol):
@@ -96,12 +101,6 @@ class RedisPyTransport:
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
 
-    def set_new(self, key: str, ttl: int) -> bool:
-        try:
-            return bool(self.client.set(key, "1", nx=True, ex=ttl))
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
-
 
 class Store:
     """The edge's reads and its few writes (bans, nonce use), cached per worker."""
@@ -119,16 +118,13 @@ class Store:
         self.accounts: dict[str, AccountView | None] = {}
 
     def _run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
-        return self._guard(lambda: self.transport.run(script, keys, args))
-
-    def _guard(self, trip: Callable[[], Any]) -> Any:
         """One Redis round trip; while the breaker is open, fail at once. Once its pause is
         over, the next call tries Redis again and closes it on success."""
         open_until = self.breaker.get()
         if open_until and self.clock() * 1000 < open_until:
             raise StoreUnavailable("redis: circuit open after a recent failure")
         try:
-            result = trip()
+            result = self.transport.run(script, keys, args)
         except StoreUnavailable:
             self.breaker.set(int(self.clock() * 1000) + self.breaker_ms)
             raise
@@ -142,13 +138,20 @@ class Store:
         a digest "nonce:nc" (for `ttl` seconds): one round trip, little data when cached.
 
         When the watcher vouches that Redis holds the version this cache holds
-        (`vouched`) and the cache has both entries, no script runs: nothing goes to Redis
-        but the claim, if any, as a plain SET NX (the source's ban is then the caller's to
-        check: the watcher copies bans)."""
+        (`vouched`) and the cache has both entries, nothing goes to Redis but a claim, if
+        any (CLAIM_SCRIPT: the source's ban and the SET NX, no data). Without a claim the
+        source's ban is the caller's to check: the watcher copies bans to every edge, and
+        a banned address's credentials are refused by the claim even before its copy
+        arrives."""
         if (vouched is not None and vouched == self.version and domain in self.domains
                 and (not username or username in self.accounts)):
-            claimed = None if claim is None else bool(self._guard(
-                lambda: self.transport.set_new(self.keys.nonce_use(claim[0]), claim[1])))
+            claimed = None
+            if claim is not None:
+                code = int(self._run(CLAIM, (self.keys.ban(source or NONE),
+                                             self.keys.nonce_use(claim[0])), (str(claim[1]),)))
+                if code < 0:
+                    return Lookup(None, None, banned_for=-code)
+                claimed = bool(code)
             return Lookup(self.domains[domain], self.accounts[username] if username else None,
                           nonce_claimed=claimed)
         want = ("d" if domain not in self.domains else "") + \

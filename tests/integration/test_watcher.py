@@ -13,7 +13,7 @@ from harness import RedisServer
 from trunkedge.provisioning import Provisioner
 from trunkedge.schema import Keys
 from trunkedge.settings import RedisSettings
-from trunkedge.store import RedisPyTransport, Store
+from trunkedge.store import CLAIM, RedisPyTransport, Store
 from trunkedge.watcher import LEASE_S, Watcher, format_lease, leased_version
 
 PREFIX, REALM = "watch-test:", "sip.example.net"
@@ -120,25 +120,26 @@ def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
 
     class Counting(RedisPyTransport):
         def run(self, script, keys, args):  # type: ignore[no-untyped-def]
-            trips.append("script")
+            trips.append("claim" if script is CLAIM else "script")
             return super().run(script, keys, args)
-
-        def set_new(self, key: str, ttl: int) -> bool:
-            trips.append("set")
-            return super().set_new(key, ttl)
 
     s = Store(RedisSettings(prefix=PREFIX), Counting(client))
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # cold: a trip
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # warm: none
     assert trips == ["script"]
-    # a digest (nonce, nc) is always claimed in Redis: warm, with a plain SET NX
+    # a digest (nonce, nc) is always claimed in Redis: warm, with the small claim script
     assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed
     assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed \
         is False  # a replay
     assert 0 < client.ttl(f"{PREFIX}nc:n:00000001") <= 30
     other = Store(RedisSettings(prefix=PREFIX), Counting(client))  # another edge, cold
     assert other.lookup("acme", "", "192.0.2.1", ("n:00000001", 30)).nonce_claimed is False
-    assert trips == ["script", "set", "set", "script"]
+    assert trips == ["script", "claim", "claim", "script"]
+    client.set(f"{PREFIX}ban:192.0.2.66", "1", ex=60)  # banned by another edge just now
+    banned = s.lookup("acme", "", "192.0.2.66", ("n:00000002", 30), vouched="1")
+    assert 0 < banned.banned_for <= 60 and banned.domain is None
+    assert client.get(f"{PREFIX}nc:n:00000002") is None  # nothing claimed for it
+    del trips[-1]
     assert s.lookup("acme", "", "192.0.2.1").domain is not None  # no lease: a trip
     assert len(trips) == 5
     prov.domain_delete("acme")
