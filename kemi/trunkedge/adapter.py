@@ -53,7 +53,6 @@ STATE = "te_state"  # htable: state shared by the workers (breaker, the watcher'
 LEASE = "watch"  # te_state item: the version the watcher vouches for, and until when
 WATCH_S = 1.0  # each call of the watcher's timer watches this long
 AUTH_FAILURES = ("wrong-credentials", "auth-user-not-from-user")
-NC = re.compile(r"[0-9a-fA-F]{8}")
 # sanity: the default checks but digest credentials (the edge parses those itself)
 SANITY_CHECKS, SANITY_URI_CHECKS = 3047 - 2048, 7
 FAILURE_ROUTE = "ksr_failure_route"
@@ -360,7 +359,7 @@ class Edge:
     def claim(self, creds: digest.Credentials | None, now: float) -> tuple[str, int] | None:
         """The (nonce, nc) to claim in the same round trip as the lookup: only for a nonce
         of ours still valid, claimed until it expires (a replay fails on every edge)."""
-        if creds is None or not creds.nc or not NC.fullmatch(creds.nc) or \
+        if creds is None or not creds.nc or not digest.NONCE_COUNT.fullmatch(creds.nc) or \
                 self.nonces.check(creds.nonce, now) is not digest.NonceState.VALID:
             return None
         return f"{creds.nonce}:{creds.nc.lower()}", self.nonces.remaining(creds.nonce, now)

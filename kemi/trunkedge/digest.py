@@ -67,6 +67,7 @@ class Credentials:
     opaque: str | None = None
 
 
+NONCE_COUNT = re.compile(r"[0-9a-fA-F]{8}")  # nc: 8 hex digits (RFC 7616)
 _ESCAPE = re.compile(r"\\(.)")
 _CONTROL = re.compile(r"[\r\n\0]")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,"]+)\s*(?:,|$)')
@@ -119,6 +120,8 @@ class Nonces:
         self._key = hashlib.sha256(f"trunkedge-nonce:{secret}".encode()).digest()
         self._realm = realm.encode()
         self.lifetime = lifetime
+        self._opaque = hmac.new(self._key, b"opaque:" + self._realm,
+                                hashlib.sha256).hexdigest()[:32]
 
     def _mac(self, head: bytes) -> bytes:
         """Keyed BLAKE2s (a PRF like HMAC-SHA-256, cheaper per call), 128 bits."""
@@ -146,7 +149,8 @@ class Nonces:
         return max(1, int(struct.unpack(">Q", raw[:8])[0] + self.lifetime - now) + 1)
 
     def opaque(self) -> str:
-        return hmac.new(self._key, b"opaque:" + self._realm, hashlib.sha256).hexdigest()[:32]
+        """The realm's opaque value (computed once per worker)."""
+        return self._opaque
 
 
 def challenge_headers(realm: str, algorithms: Sequence[str], nonce: str, opaque: str,
@@ -195,7 +199,7 @@ def verify(
         return Verdict(Outcome.WRONG, "algorithm")
     if creds.qop != "auth" or not creds.nc or not creds.cnonce:
         return Verdict(Outcome.WRONG, "qop")
-    if not re.fullmatch(r"[0-9a-fA-F]{8}", creds.nc):
+    if not NONCE_COUNT.fullmatch(creds.nc):
         return Verdict(Outcome.WRONG, "nc")
     if creds.opaque != nonces.opaque():
         return Verdict(Outcome.WRONG, "opaque")

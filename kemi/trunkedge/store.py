@@ -1,7 +1,7 @@
-"""The edge's path to Redis: at most one script per initial request (none when the
-watcher vouches for the cache), a per-worker cache that the provisioning version key
-invalidates, bounded timeouts, and a circuit breaker so that a Redis outage costs one
-timeout now and then, not one per call.
+"""The edge's path to Redis: at most one script per initial request (with a cache the
+watcher vouches for, only a digest response's claim), a per-worker cache that the
+provisioning version key invalidates, bounded timeouts, and a circuit breaker so that a
+Redis outage costs one timeout now and then, not one per call.
 
 The store speaks to Redis through a `Transport`: Kamailio's ndb_redis inside the edge
 (the adapter provides it: a C client, nearly free per call), redis-py elsewhere.

@@ -87,32 +87,20 @@ def test_auth_user_must_equal_from_user(edge: Edge, tmp_path: Path) -> None:
     assert r.ok, r.explain()
 
 
-class TestBothRule:
+@pytest.mark.parametrize(
+    ("scenario", "source", "password"),
+    [("call_answered_after_challenge", PBX, PASSWORD),  # listed address, right password
+     ("refused_403_after_challenge", PBX, "wrong"),  # listed address, wrong password
+     ("refused_403_without_challenge", ROAMING, PASSWORD)],  # unlisted: never challenged
+    ids=["listed-right-password", "listed-wrong-password", "unlisted-right-password"],
+)
+def test_both_rule_needs_the_address_and_the_password(
+        edge: Edge, tmp_path: Path, scenario: str, source: str, password: str) -> None:
     """`strict` lists the PBX address and an account: both must hold."""
-
-    def test_listed_address_and_right_password_is_answered(
-        self, edge: Edge, tmp_path: Path
-    ) -> None:
-        edge.provision(customer(acme=["strict"]))
-        r = call(edge, tmp_path, "call_answered_after_challenge", f"acme.{BASE}",
-                 source=PBX, from_user="31000001", auth=("31000001", PASSWORD))
-        assert r.ok, r.explain()
-
-    def test_listed_address_and_wrong_password_is_refused(
-        self, edge: Edge, tmp_path: Path
-    ) -> None:
-        edge.provision(customer(acme=["strict"]))
-        r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
-                 source=PBX, from_user="31000001", auth=("31000001", "wrong"))
-        assert r.ok, r.explain()
-
-    def test_unlisted_address_and_right_password_is_refused_unchallenged(
-        self, edge: Edge, tmp_path: Path
-    ) -> None:
-        edge.provision(customer(acme=["strict"]))
-        r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}",
-                 source=ROAMING, from_user="31000001", auth=("31000001", PASSWORD))
-        assert r.ok, r.explain()
+    edge.provision(customer(acme=["strict"]))
+    r = call(edge, tmp_path, scenario, f"acme.{BASE}", source=source, from_user="31000001",
+             auth=("31000001", password))
+    assert r.ok, r.explain()
 
 
 def test_unknown_domain_is_refused_403(edge: Edge, tmp_path: Path) -> None:
