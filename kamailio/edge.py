@@ -16,6 +16,6 @@ for _site in sorted(_VENV.glob("lib/python3*/site-packages")):
 if str(_ROOT / "kemi") not in sys.path:
     sys.path.insert(0, str(_ROOT / "kemi"))
 
-from trunkedge.adapter import mod_init  # noqa: E402
+from trunkedge.kamailio.adapter import mod_init  # noqa: E402
 
 __all__ = ["mod_init"]

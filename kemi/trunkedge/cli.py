@@ -12,11 +12,12 @@ from typing import Any
 import redis
 import yaml
 
-from trunkedge.errors import ConfigError, TrunkEdgeError
-from trunkedge.identity import POLICIES, CallerIds
-from trunkedge.provisioning import Provisioner, dump_config, parse_config
-from trunkedge.schema import Keys
+from trunkedge.core.errors import ConfigError, TrunkEdgeError
+from trunkedge.core.identity import POLICIES, CallerIds
+from trunkedge.provisioning.validation import dump_config, parse_config
+from trunkedge.provisioning.writer import Provisioner
 from trunkedge.settings import SETTINGS_ENV, Settings, load_settings
+from trunkedge.store.schema import Keys
 
 DEFAULT_SETTINGS = Path("/etc/trunkedge/settings.yaml")
 # libyaml's safe loader/dumper when PyYAML has it (100 000 domains load in seconds)
@@ -127,7 +128,7 @@ def _print_yaml(data: Any) -> None:
 
 def execute(args: argparse.Namespace) -> None:
     if args.cmd == "run":
-        from trunkedge.runner import run
+        from trunkedge.kamailio.runner import run
 
         settings = _settings(args, required=True)
         assert settings is not None
@@ -162,8 +163,8 @@ def execute(args: argparse.Namespace) -> None:
 
 def _operate(args: argparse.Namespace) -> None:
     """Commands that talk to a running edge over its JSON-RPC socket."""
-    from trunkedge import rpc
-    from trunkedge.runner import default_rundir, render_gateways
+    from trunkedge.kamailio import rpc
+    from trunkedge.kamailio.runner import default_rundir, render_gateways
 
     settings = _settings(args, required=True)
     assert settings is not None
@@ -174,8 +175,7 @@ def _operate(args: argparse.Namespace) -> None:
         print(f"reloaded {sum(len(g) for g in settings.pops.values())} gateways "
               f"in {len(settings.pops)} POPs")
         return
-    metrics = rpc.counters(rpc.call(rundir, "htable.dump", "te_metrics"))
-    _print_yaml(rpc.status(rpc.call(rundir, "dispatcher.list"), metrics))
+    _print_yaml(rpc.edge_status(rundir))
 
 
 def _domain(prov: Provisioner, args: argparse.Namespace) -> None:

@@ -5,25 +5,28 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from trunkedge.digest import ALGORITHMS
-from trunkedge.errors import ConfigError
-from trunkedge.names import network
-from trunkedge.pops import POP_NAMES, REGIONS, Gateway
+from trunkedge.core.digest import ALGORITHMS
+from trunkedge.core.errors import ConfigError
+from trunkedge.core.names import network
+from trunkedge.core.pops import POP_NAMES, REGIONS, Gateway
 
 SETTINGS_ENV = "TRUNKEDGE_SETTINGS"
 SECRET_ENV = "TRUNKEDGE_SECRET"
+REDIS_ENV = "TRUNKEDGE_REDIS"  # redis.url when the file gives none
 
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):(\d{1,5})$")
 _GATEWAY = re.compile(r"^sip:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(;[A-Za-z0-9=;_.-]*)?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                        r"[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!%*_+`'~.-]+")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,12 @@ class Settings:
         return self.base_domain
 
 
+_TOP_LEVEL = frozenset(f.name for f in fields(Settings)) - {"source"}
+
+_Check = Callable[[object, str], Any]
+"""Validates one setting's value, named in any ConfigError; returns the value to keep."""
+
+
 def load_settings(path: str | os.PathLike[str]) -> Settings:
     """Read and validate the settings file; raise ConfigError naming the bad field."""
     p = Path(path)
@@ -122,127 +131,75 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError("settings", f"cannot read {p}: {e.strerror}") from e
     except yaml.YAMLError as e:
         raise ConfigError("settings", f"{p} is not valid YAML: {e}") from e
-    settings = parse_settings(raw)
-    return Settings(**{**settings.__dict__, "source": p.resolve()})
+    return replace(parse_settings(raw), source=p.resolve())
+
+
+def parse_settings(raw: object) -> Settings:
+    """Validate a settings mapping as read from YAML; the first bad field raises ConfigError."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("settings", "the file must hold a mapping")
+    unknown = set(raw) - _TOP_LEVEL
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "unknown setting")
+    listen = _listen(raw.get("listen"))
+    base_domain = _base_domain(raw.get("base_domain"))
+    pops = _pops(raw.get("pops"))
+    default_pop = _default_pop(raw.get("default_pop", Settings.default_pop), pops)
+    redis, auth, security = _redis(raw), _auth(raw), _security(raw)
+    routing, kamailio = _routing(raw), _kamailio(raw)
+    return Settings(listen=listen, base_domain=base_domain, pops=pops, default_pop=default_pop,
+                    redis=redis, auth=auth, security=security, routing=routing, kamailio=kamailio,
+                    **_checked(raw, "", {"retry_after": _integer(1, 3600)}))
+
+
+def _checked(values: Mapping[str, Any], prefix: str,
+             checks: Mapping[str, _Check]) -> dict[str, Any]:
+    """The keys of `values` that `checks` knows and `values` holds, each checked, in the order
+    of `checks`. The dataclass built from them supplies the default of every key left out."""
+    return {key: check(values[key], prefix + key) for key, check in checks.items() if key in values}
 
 
 def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A section such as `redis:`; absent or empty is {}. Unknown keys in it are ignored."""
     value = raw.get(key) or {}
     if not isinstance(value, Mapping):
         raise ConfigError(key, "must be a mapping")
     return value
 
 
-def _int(section: Mapping[str, Any], key: str, default: int, name: str, lo: int, hi: int) -> int:
-    value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(name, f"must be an integer from {lo} to {hi}")
-    return int(value)
+# Top-level settings.
 
-
-def parse_settings(raw: object) -> Settings:
-    """Validate a settings mapping as read from YAML."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError("settings", "the file must hold a mapping")
-    unknown = set(raw) - {"listen", "base_domain", "redis", "pops", "auth", "kamailio",
-                          "default_pop", "retry_after", "routing", "security"}
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown setting")
-
-    listen = raw.get("listen")
-    if isinstance(listen, str):
-        listen = [listen]
-    if not listen or not isinstance(listen, list):
+def _listen(value: object) -> tuple[str, ...]:
+    """One listen socket or a list of them, each udp|tcp:address:port."""
+    if isinstance(value, str):
+        value = [value]
+    if not value or not isinstance(value, list):
         raise ConfigError("listen", "give at least one socket, e.g. udp:127.0.0.1:5060")
-    for sock in listen:
+    for sock in value:
         if not isinstance(sock, str) or not _LISTEN.match(sock):
             raise ConfigError("listen", f"{sock!r} is not proto:address:port (udp or tcp)")
+    return tuple(value)
 
-    base = raw.get("base_domain")
-    if not isinstance(base, str) or not _HOSTNAME.match(base):
+
+def _base_domain(value: object) -> str:
+    """The base domain (and digest realm): a DNS name, kept in lower case."""
+    if not isinstance(value, str) or not _HOSTNAME.match(value):
         raise ConfigError("base_domain", "must be a DNS name such as sip.example.net")
+    return value.lower()
 
-    pops_raw = raw.get("pops")
-    if not isinstance(pops_raw, Mapping) or not pops_raw:
+
+def _pops(value: object) -> dict[str, tuple[Gateway, ...]]:
+    """The POPs: a non-empty mapping of POP name to its gateways."""
+    if not isinstance(value, Mapping) or not value:
         raise ConfigError("pops", "must map POP names to lists of gateway SIP URIs")
-    pops = {name: _gateways(f"pops.{name}", name, gws) for name, gws in pops_raw.items()}
+    return {name: _gateways(f"pops.{name}", name, gws) for name, gws in value.items()}
 
-    default_pop = raw.get("default_pop", "eu1")
-    if default_pop not in pops:
-        raise ConfigError("default_pop", f"{default_pop!r} is not a configured POP")
 
-    r = _section(raw, "redis")
-    url = r.get("url", os.environ.get("TRUNKEDGE_REDIS", RedisSettings.url))
-    if not isinstance(url, str) or not url.startswith(("redis://", "unix://", "rediss://")):
-        raise ConfigError("redis.url", "must be a redis:// or unix:// URL")
-    prefix = r.get("prefix", RedisSettings.prefix)
-    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{0,64}", prefix):
-        raise ConfigError("redis.prefix", "must be up to 64 of A-Z a-z 0-9 _ . : -")
-    redis = RedisSettings(url=url, prefix=prefix,
-                          timeout_ms=_int(r, "timeout_ms", 100, "redis.timeout_ms", 1, 10_000))
-
-    a = _section(raw, "auth")
-    secret = a.get("secret", "")
-    if not isinstance(secret, str) or '"' in secret or "\\" in secret:
-        raise ConfigError("auth.secret", "must be a string without quotes or backslashes")
-    algs = a.get("algorithms", ["MD5"])
-    if (not isinstance(algs, list) or not algs or len(set(algs)) != len(algs)
-            or not set(algs) <= set(ALGORITHMS)):
-        raise ConfigError("auth.algorithms", f"must list some of {', '.join(ALGORITHMS)}")
-    auth = AuthSettings(secret=secret, nonce_expire=_int(a, "nonce_expire", 300,
-                                                        "auth.nonce_expire", 1, 86_400),
-                        algorithms=tuple(algs))
-
-    sec = _section(raw, "security")
-    exempt = sec.get("flood_exempt", [])
-    if not isinstance(exempt, list):
-        raise ConfigError("security.flood_exempt", "must be a list of CIDRs")
-    scanners = sec.get("scanners", list(SCANNERS))
-    if not isinstance(scanners, list) or not all(isinstance(x, str) and x for x in scanners):
-        raise ConfigError("security.scanners", "must be a list of User-Agent substrings")
-    security = SecuritySettings(
-        ban_failures=_int(sec, "ban_failures", 5, "security.ban_failures", 1, 1000),
-        ban_window_s=_int(sec, "ban_window_s", 60, "security.ban_window_s", 1, 86_400),
-        ban_time_s=_int(sec, "ban_time_s", 600, "security.ban_time_s", 1, 604_800),
-        flood_requests=_int(sec, "flood_requests", 200, "security.flood_requests", 1, 1_000_000),
-        flood_window_s=_int(sec, "flood_window_s", 2, "security.flood_window_s", 1, 60),
-        flood_exempt=tuple(str(network(x, "security.flood_exempt")) for x in exempt),
-        scanners=tuple(x.lower() for x in scanners),
-        breaker_ms=_int(sec, "breaker_ms", 500, "security.breaker_ms", 0, 60_000),
-    )
-
-    rt = _section(raw, "routing")
-    order = rt.get("region_order", list(RoutingSettings.region_order))
-    if not isinstance(order, list) or sorted(order) != sorted(REGIONS):
-        raise ConfigError("routing.region_order", f"must list each of {', '.join(REGIONS)} once")
-    routing = RoutingSettings(
-        region_order=tuple(order),
-        branch_timeout_ms=_int(rt, "branch_timeout_ms", 1500, "routing.branch_timeout_ms",
-                               100, 60_000),
-        ring_timeout_s=_int(rt, "ring_timeout_s", 120, "routing.ring_timeout_s", 5, 3600),
-        probe_interval_s=_int(rt, "probe_interval_s", 2, "routing.probe_interval_s", 1, 3600),
-        probe_timeout_ms=_int(rt, "probe_timeout_ms", 1500, "routing.probe_timeout_ms",
-                              100, 60_000),
-        strip_reply_headers=_header_names(rt.get("strip_reply_headers", list(INTERNAL_HEADERS))),
-        mask_ip=_ip(rt.get("mask_ip", RoutingSettings.mask_ip), "routing.mask_ip"),
-        topology_hiding=_bool(rt, "topology_hiding", True, "routing.topology_hiding"),
-    )
-
-    k = _section(raw, "kamailio")
-    kam = KamailioSettings(
-        children=_int(k, "children", 4, "kamailio.children", 1, 64),
-        tcp_children=_int(k, "tcp_children", 2, "kamailio.tcp_children", 1, 64),
-        shm_mb=_int(k, "shm_mb", 1024, "kamailio.shm_mb", 64, 65_536),
-        pkg_mb=_int(k, "pkg_mb", 16, "kamailio.pkg_mb", 4, 1024),
-        log_level=_int(k, "log_level", 2, "kamailio.log_level", -5, 3),
-        memory_manager=_choice(k, "memory_manager", "tlsf", "kamailio.memory_manager",
-                               MEMORY_MANAGERS),
-    )
-    return Settings(
-        listen=tuple(listen), base_domain=base.lower(), pops=pops, redis=redis, auth=auth,
-        routing=routing, security=security, kamailio=kam, default_pop=default_pop,
-        retry_after=_int(raw, "retry_after", 5, "retry_after", 1, 3600),
-    )
+def _default_pop(value: object, pops: Mapping[str, object]) -> str:
+    """The default POP must be one of the configured POPs."""
+    if value not in pops:
+        raise ConfigError("default_pop", f"{value!r} is not a configured POP")
+    return str(value)
 
 
 def _gateways(field_name: str, pop: object, raw: object) -> tuple[Gateway, ...]:
@@ -253,49 +210,175 @@ def _gateways(field_name: str, pop: object, raw: object) -> tuple[Gateway, ...]:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise ConfigError(field_name, "must be a non-empty list of SIP URIs")
-    gateways = []
-    for item in raw:
-        spec = item if isinstance(item, Mapping) else {"uri": item}
-        if set(spec) - {"uri", "priority", "weight"}:
-            raise ConfigError(field_name, "a gateway is a SIP URI or {uri, priority, weight}")
-        uri = spec.get("uri")
-        if not isinstance(uri, str) or not _GATEWAY.match(uri):
-            raise ConfigError(field_name, f"{uri!r} is not a SIP URI like sip:10.0.0.1:5060")
-        weight = spec.get("weight")
-        gateways.append(Gateway(
-            uri=uri,
-            priority=_int(spec, "priority", 0, f"{field_name}.priority", 0, 1000),
-            weight=None if weight is None else _int(spec, "weight", 0, f"{field_name}.weight",
-                                                    1, 100),
-        ))
-    return tuple(gateways)
+    return tuple(_gateway(field_name, item) for item in raw)
 
 
-def _header_names(raw: object) -> tuple[str, ...]:
-    if not isinstance(raw, list) or not all(
-        isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9!%*_+`'~.-]+", h) for h in raw
-    ):
-        raise ConfigError("routing.strip_reply_headers", "must be a list of header names")
-    return tuple(raw)
+def _gateway(field_name: str, item: object) -> Gateway:
+    """One gateway: a SIP URI, or {uri, priority, weight} (a null weight is no weight)."""
+    spec = item if isinstance(item, Mapping) else {"uri": item}
+    if set(spec) - {"uri", "priority", "weight"}:
+        raise ConfigError(field_name, "a gateway is a SIP URI or {uri, priority, weight}")
+    uri = spec.get("uri")
+    if not isinstance(uri, str) or not _GATEWAY.match(uri):
+        raise ConfigError(field_name, f"{uri!r} is not a SIP URI like sip:10.0.0.1:5060")
+    return Gateway(uri=uri, **_checked(spec, f"{field_name}.", {
+        "priority": _integer(0, 1000), "weight": _optional(_integer(1, 100))}))
 
 
-def _ip(raw: object, name: str) -> str:
-    try:
-        return str(ipaddress.ip_address(str(raw)))
-    except ValueError as e:
-        raise ConfigError(name, f"{raw!r} is not an IP address") from e
+# Sections: each check table covers every field of its dataclass, in the order checked.
+
+def _redis(raw: Mapping[str, Any]) -> RedisSettings:
+    """The redis section; REDIS_ENV, when set, stands in for a redis.url left out."""
+    values = dict(_section(raw, "redis"))
+    env_url = os.environ.get(REDIS_ENV)
+    if env_url is not None:
+        values.setdefault("url", env_url)
+    return RedisSettings(**_checked(values, "redis.", {
+        "url": _redis_url, "prefix": _key_prefix, "timeout_ms": _integer(1, 10_000)}))
 
 
-def _choice(section: Mapping[str, Any], key: str, default: str, name: str,
-            choices: tuple[str, ...]) -> str:
-    value = section.get(key, default)
-    if value not in choices:
-        raise ConfigError(name, f"must be one of {', '.join(choices)}")
-    return str(value)
+def _auth(raw: Mapping[str, Any]) -> AuthSettings:
+    """The auth section: the shared secret, nonce lifetime and digest algorithms."""
+    return AuthSettings(**_checked(_section(raw, "auth"), "auth.", {
+        "secret": _secret, "algorithms": _algorithms, "nonce_expire": _integer(1, 86_400)}))
 
 
-def _bool(section: Mapping[str, Any], key: str, default: bool, name: str) -> bool:
-    value = section.get(key, default)
+def _security(raw: Mapping[str, Any]) -> SecuritySettings:
+    """The security section: brute force bans, flood limits, scanner User-Agents."""
+    return SecuritySettings(**_checked(_section(raw, "security"), "security.", {
+        "flood_exempt": _cidrs,
+        "scanners": _scanners,
+        "ban_failures": _integer(1, 1000),
+        "ban_window_s": _integer(1, 86_400),
+        "ban_time_s": _integer(1, 604_800),
+        "flood_requests": _integer(1, 1_000_000),
+        "flood_window_s": _integer(1, 60),
+        "breaker_ms": _integer(0, 60_000),
+    }))
+
+
+def _routing(raw: Mapping[str, Any]) -> RoutingSettings:
+    """The routing section: region order, failover and probe timers, topology hiding."""
+    return RoutingSettings(**_checked(_section(raw, "routing"), "routing.", {
+        "region_order": _region_order,
+        "branch_timeout_ms": _integer(100, 60_000),
+        "ring_timeout_s": _integer(5, 3600),
+        "probe_interval_s": _integer(1, 3600),
+        "probe_timeout_ms": _integer(100, 60_000),
+        "strip_reply_headers": _header_names,
+        "mask_ip": _ip,
+        "topology_hiding": _boolean,
+    }))
+
+
+def _kamailio(raw: Mapping[str, Any]) -> KamailioSettings:
+    """The kamailio section: worker counts, memory sizes and manager, log level."""
+    return KamailioSettings(**_checked(_section(raw, "kamailio"), "kamailio.", {
+        "children": _integer(1, 64),
+        "tcp_children": _integer(1, 64),
+        "shm_mb": _integer(64, 65_536),
+        "pkg_mb": _integer(4, 1024),
+        "log_level": _integer(-5, 3),
+        "memory_manager": _one_of(MEMORY_MANAGERS),
+    }))
+
+
+# Checks of one value (see _Check).
+
+def _integer(lo: int, hi: int) -> _Check:
+    """A check for an integer from lo to hi; true and false are not integers here."""
+    def integer_in_range(value: object, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ConfigError(name, f"must be an integer from {lo} to {hi}")
+        return int(value)
+    return integer_in_range
+
+
+def _optional(check: _Check) -> _Check:
+    """`check`, except that null passes as None."""
+    def none_or_checked(value: object, name: str) -> Any:
+        return None if value is None else check(value, name)
+    return none_or_checked
+
+
+def _one_of(choices: tuple[str, ...]) -> _Check:
+    """A check for one of `choices`."""
+    def one_of_choices(value: object, name: str) -> str:
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}")
+        return str(value)
+    return one_of_choices
+
+
+def _boolean(value: object, name: str) -> bool:
+    """true or false."""
     if not isinstance(value, bool):
         raise ConfigError(name, "must be true or false")
     return value
+
+
+def _redis_url(value: object, name: str) -> str:
+    """A redis://, rediss:// or unix:// URL."""
+    if not isinstance(value, str) or not value.startswith(("redis://", "unix://", "rediss://")):
+        raise ConfigError(name, "must be a redis:// or unix:// URL")
+    return value
+
+
+def _key_prefix(value: object, name: str) -> str:
+    """The Redis key prefix: up to 64 characters safe in a key."""
+    if not isinstance(value, str) or not _PREFIX.fullmatch(value):
+        raise ConfigError(name, "must be up to 64 of A-Z a-z 0-9 _ . : -")
+    return value
+
+
+def _secret(value: object, name: str) -> str:
+    """The shared secret; it is written into the Kamailio config between double quotes."""
+    if not isinstance(value, str) or '"' in value or "\\" in value:
+        raise ConfigError(name, "must be a string without quotes or backslashes")
+    return value
+
+
+def _algorithms(value: object, name: str) -> tuple[str, ...]:
+    """A non-empty list of distinct digest algorithms from ALGORITHMS."""
+    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
+            or not set(value) <= set(ALGORITHMS)):
+        raise ConfigError(name, f"must list some of {', '.join(ALGORITHMS)}")
+    return tuple(value)
+
+
+def _cidrs(value: object, name: str) -> tuple[str, ...]:
+    """A list of addresses or CIDR ranges, kept in normal form."""
+    if not isinstance(value, list):
+        raise ConfigError(name, "must be a list of CIDRs")
+    return tuple(str(network(x, name)) for x in value)
+
+
+def _scanners(value: object, name: str) -> tuple[str, ...]:
+    """A list of non-empty User-Agent substrings, kept in lower case."""
+    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+        raise ConfigError(name, "must be a list of User-Agent substrings")
+    return tuple(x.lower() for x in value)
+
+
+def _region_order(value: object, name: str) -> tuple[str, ...]:
+    """Each region of REGIONS exactly once."""
+    if not isinstance(value, list) or sorted(value) != sorted(REGIONS):
+        raise ConfigError(name, f"must list each of {', '.join(REGIONS)} once")
+    return tuple(value)
+
+
+def _header_names(value: object, name: str) -> tuple[str, ...]:
+    """A list of SIP header names."""
+    if not isinstance(value, list) or not all(
+        isinstance(h, str) and _HEADER_NAME.fullmatch(h) for h in value
+    ):
+        raise ConfigError(name, "must be a list of header names")
+    return tuple(value)
+
+
+def _ip(value: object, name: str) -> str:
+    """An IPv4 or IPv6 address, kept in normal form."""
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError as e:
+        raise ConfigError(name, f"{value!r} is not an IP address") from e

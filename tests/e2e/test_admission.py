@@ -6,6 +6,7 @@ Each test provisions the whole configuration it needs through the `trunkedge` CL
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,29 @@ def call(edge: Edge, workdir: Path, scenario: str, domain: str, **kw: object):  
     return run_sipp(scenario, edge.address, workdir=workdir, domain=domain, **kw)  # type: ignore[arg-type]
 
 
+class LogFromNow:
+    """What the edge logs from now on: its log is only appended to, and it logs a refusal
+    (`trunkedge: refused CODE reason=REASON ... callid=...`, at NOTICE) before it answers,
+    so once the caller has the answer the line is there."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.path = edge.log_path
+        self.start = self.path.stat().st_size if self.path.exists() else 0
+
+    def text(self) -> str:
+        with self.path.open("rb") as f:
+            f.seek(self.start)
+            return f.read().decode(errors="replace")
+
+    def refusal_lines(self) -> list[str]:
+        return [ln for ln in self.text().splitlines() if "trunkedge: refused " in ln]
+
+    def refusals(self) -> list[str]:
+        """"CODE REASON" of each refusal logged since, in order."""
+        return [" ".join(m.groups()) for ln in self.refusal_lines()
+                if (m := re.search(r"trunkedge: refused (\S+) reason=(\S+)", ln))]
+
+
 def test_ip_acl_call_is_answered_by_eu1(edge: Edge, tmp_path: Path) -> None:
     edge.provision(customer(acme=["office"]))
     r = call(edge, tmp_path, "call_answered", f"acme.{BASE}", source=PBX)
@@ -74,55 +98,78 @@ def test_account_with_wrong_password_gets_403_after_the_challenge(
     edge: Edge, tmp_path: Path
 ) -> None:
     edge.provision(customer(acme=["roaming"]))
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
              source=ROAMING, from_user=USER, auth=(USER, "wrong"))
     assert r.ok, r.explain()
     assert "reason=wrong-credentials" in edge.log()
+    assert log.refusals() == ["403 wrong-credentials:response"]
 
 
 def test_auth_user_must_equal_from_user(edge: Edge, tmp_path: Path) -> None:
     edge.provision(customer(acme=["roaming"]))
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
              source=ROAMING, from_user="31009999", auth=(USER, PASSWORD))
     assert r.ok, r.explain()
+    assert log.refusals() == ["403 auth-user-not-from-user"]
 
 
 @pytest.mark.parametrize(
-    ("scenario", "source", "password"),
-    [("call_answered_after_challenge", PBX, PASSWORD),  # listed address, right password
-     ("refused_403_after_challenge", PBX, "wrong"),  # listed address, wrong password
-     ("refused_403_without_challenge", ROAMING, PASSWORD)],  # unlisted: never challenged
+    ("scenario", "source", "password", "refusals"),
+    [("call_answered_after_challenge", PBX, PASSWORD, []),  # listed address, right password
+     ("refused_403_after_challenge", PBX, "wrong",  # listed address, wrong password
+      ["403 wrong-credentials:response"]),
+     ("refused_403_without_challenge", ROAMING, PASSWORD,  # unlisted: never challenged
+      ["403 address-not-allowed"])],
     ids=["listed-right-password", "listed-wrong-password", "unlisted-right-password"],
 )
 def test_both_rule_needs_the_address_and_the_password(
-        edge: Edge, tmp_path: Path, scenario: str, source: str, password: str) -> None:
+        edge: Edge, tmp_path: Path, scenario: str, source: str, password: str,
+        refusals: list[str]) -> None:
     """`strict` lists the PBX address and an account: both must hold."""
     edge.provision(customer(acme=["strict"]))
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, scenario, f"acme.{BASE}", source=source, from_user="31000001",
              auth=("31000001", password))
     assert r.ok, r.explain()
+    assert log.refusals() == refusals
 
 
-def test_unknown_domain_is_refused_403(edge: Edge, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("host", "reason"), [
+    (f"nosuch.{BASE}", "unknown-domain"),
+    ("acme.example.org", "foreign-host"),  # not under the base domain
+    (f"acme.eu9.{BASE}", "foreign-host"),  # no such POP
+    (f"ac-me.{BASE}", "foreign-host"),  # not a valid domain name
+], ids=["unknown-domain", "other-base-domain", "unknown-pop", "malformed-name"])
+def test_a_host_naming_no_domain_of_ours_is_refused_403(
+        edge: Edge, tmp_path: Path, host: str, reason: str) -> None:
     edge.provision(customer(acme=["office"]))
-    for host in (f"nosuch.{BASE}", "acme.example.org", f"acme.eu9.{BASE}", f"ac-me.{BASE}"):
-        r = call(edge, tmp_path, "refused_403_without_challenge", host, source=PBX)
-        assert r.ok, f"{host}: {r.explain()}"
+    log = LogFromNow(edge)
+    r = call(edge, tmp_path, "refused_403_without_challenge", host, source=PBX)
+    assert r.ok, f"{host}: {r.explain()}"
+    assert log.refusals() == [f"403 {reason}"], log.text()
 
 
 def test_unlisted_address_is_refused_403_without_challenge(edge: Edge, tmp_path: Path) -> None:
     edge.provision(customer(acme=["office", "strict", "empty"]))
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}", source=STRANGER)
     assert r.ok, r.explain()
     assert "reason=address-not-allowed" in edge.log()
+    assert log.refusals() == ["403 address-not-allowed"]
 
 
-def test_number_that_is_not_e164_gets_484(edge: Edge, tmp_path: Path) -> None:
+@pytest.mark.parametrize("number", ["1234567", "+1234567890123456", "12345abc9",
+                                    "%2B3123456789"],
+                         ids=["7-digits", "16-digits", "letters", "escaped-plus"])
+def test_number_that_is_not_e164_gets_484(edge: Edge, tmp_path: Path, number: str) -> None:
     edge.provision(customer(acme=["office"]))
-    for number in ("1234567", "+1234567890123456", "12345abc9", "%2B3123456789"):
-        r = call(edge, tmp_path, "refused_484_bad_number", f"acme.{BASE}", source=PBX,
-                 number=number)
-        assert r.ok, f"{number}: {r.explain()}"
+    log = LogFromNow(edge)
+    r = call(edge, tmp_path, "refused_484_bad_number", f"acme.{BASE}", source=PBX,
+             number=number)
+    assert r.ok, f"{number}: {r.explain()}"
+    assert log.refusals() == ["484 not-e164"]
 
 
 def test_one_acl_on_two_domains_admits_on_both(edge: Edge, tmp_path: Path) -> None:
@@ -145,22 +192,30 @@ def test_provisioning_change_applies_to_the_next_call(edge: Edge, tmp_path: Path
     edge.provision(customer())
     domain = f"newco.{BASE}"
     assert edge.cli("domain", "create", "newco").returncode == 0
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_without_challenge", domain, source=STRANGER)
     assert r.ok, r.explain()  # a domain without ACLs admits nobody
+    assert log.refusals() == ["403 address-not-allowed"]
 
     assert edge.cli("acl", "create", "newco-pbx").returncode == 0
     assert edge.cli("acl", "add-ip", "newco-pbx", f"{STRANGER}/32").returncode == 0
     assert edge.cli("domain", "attach", "newco", "newco-pbx").returncode == 0
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_without_challenge", domain, source=STRANGER)
     assert r.ok, r.explain()  # admitted, but no caller ID it may present: 403
+    assert log.refusals() == ["403 caller-id-not-allowed"]
     assert edge.cli("acl", "caller-ids", "newco-pbx", "--default", "+31200000000",
                     "--policy", "replace").returncode == 0
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "call_answered", domain, source=STRANGER)
     assert r.ok, r.explain()
+    assert log.refusals() == []
 
     assert edge.cli("acl", "remove-ip", "newco-pbx", STRANGER).returncode == 0
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_without_challenge", domain, source=STRANGER)
     assert r.ok, r.explain()
+    assert log.refusals() == ["403 address-not-allowed"]
 
     added = edge.cli("acl", "add-account", "newco-pbx", "44000000", stdin="pw-from-stdin\n")
     assert added.returncode == 0, added.stderr
@@ -195,11 +250,13 @@ def test_warm_calls_skip_redis_and_a_change_still_applies_to_the_next_call(
     assert redis_calls(redis_server, "evalsha") == before + 50
 
     assert edge.cli("domain", "delete", "acme").returncode == 0
+    log = LogFromNow(edge)
     r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}", source=PBX)
     assert r.ok, r.explain()
+    assert log.refusals() == ["403 unknown-domain"]
 
 
-def test_options_register_and_other_methods(edge: Edge) -> None:
+def test_options_is_answered_and_other_methods_are_refused(edge: Edge) -> None:
     edge.provision(customer(acme=["office"]))
     target = (edge.host, edge.port)
     ok = sip_request(target, "OPTIONS", f"sip:{edge.address}")
@@ -215,6 +272,7 @@ def test_options_register_and_other_methods(edge: Edge) -> None:
 def test_forged_route_set_is_not_relayed(edge: Edge) -> None:
     """An in-dialog INVITE with a Route set the edge never signed does not reach a POP."""
     edge.provision(customer(acme=["office"]))
+    log = LogFromNow(edge)
     reply = sip_request(
         (edge.host, edge.port), "INVITE", f"sip:{NUMBER}@acme.{BASE}",
         source=STRANGER,
@@ -222,12 +280,19 @@ def test_forged_route_set_is_not_relayed(edge: Edge) -> None:
     )
     assert status_of(reply) == 403
     assert "reason=forged-route" in edge.log()
+    assert log.refusals() == ["403 forged-route"]
 
 
 def test_refusals_are_logged_with_reason_domain_and_source(edge: Edge, tmp_path: Path) -> None:
     edge.provision(customer(acme=["roaming"]))
-    call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
-         source=ROAMING, from_user=USER, auth=(USER, "not-the-password"))
+    log = LogFromNow(edge)
+    r = call(edge, tmp_path, "refused_403_after_challenge", f"acme.{BASE}",
+             source=ROAMING, from_user=USER, auth=(USER, "not-the-password"))
+    assert r.ok, r.explain()
     lines = [ln for ln in edge.log().splitlines() if "reason=wrong-credentials" in ln]
     assert lines and "domain=acme" in lines[-1] and f"src={ROAMING}:" in lines[-1]
     assert "not-the-password" not in edge.log()
+    (line,) = log.refusal_lines()  # this call's, and only it
+    assert "reason=wrong-credentials:response " in line and "method=INVITE " in line
+    assert " domain=acme " in line and f" src={ROAMING}:" in line and f" from={USER} " in line
+    assert re.search(r" callid=\S+", line), line

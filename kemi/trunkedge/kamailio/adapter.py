@@ -1,0 +1,198 @@
+"""The KEMI adapter: the object app_python3 calls for every SIP message.
+
+Its request route reads like Kamailio's own kamailio-basic-kemi-python.py: a short list of
+named steps, each of which may end the request. The decisions are the pure core's
+(core.*); the steps carry them out with Kamailio's modules. Only trunkedge.kamailio
+talks to `KSR`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import KSR
+
+from trunkedge.core import counters
+from trunkedge.core.admission import Refuse
+from trunkedge.core.dialog_seal import DialogSeal
+from trunkedge.core.methods import ALLOW, LOCAL_ANSWERS, OutOfDialog, classify
+from trunkedge.core.names import NetworkSet
+from trunkedge.core.reasons import Drop, Reason
+from trunkedge.core.scanners import is_scanner
+from trunkedge.core.strict import Problem
+from trunkedge.core.strict import address as strict_address
+from trunkedge.core.strict import date as strict_date
+from trunkedge.core.strict import request_line as strict_request_line
+from trunkedge.kamailio.calls import Admission
+from trunkedge.kamailio.ksr_io import HtableBoard, count, guarded, is_banned_here, pv
+from trunkedge.kamailio.relay import Relay
+from trunkedge.kamailio.replies import log_refusal, refuse, reply
+from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
+from trunkedge.store.watcher import Watcher
+
+WATCH_S = 1.0  # each call of the watcher's timer watches this long
+MAX_FORWARDS = 10  # Max-Forwards added when missing (RFC 3261 §16.6)
+# sanity: the default checks but digest credentials (the edge parses those itself)
+SANITY_CHECKS, SANITY_URI_CHECKS = 3047 - 2048, 7
+
+
+class Edge:
+    """app_python3's handler object: entry points, then the request route's steps."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.settings = settings
+        self.security = settings.security
+        self.flood_exempt = NetworkSet(settings.security.flood_exempt)
+        self.strip_headers = settings.routing.strip_reply_headers
+        self.relay = Relay(settings, DialogSeal(secret))
+        self.calls = Admission(settings, secret, self.relay)
+        self.watcher: Watcher | None = None  # made in the timer process that runs it
+
+    # -- app_python3 entry points ---------------------------------------------------------
+    def child_init(self, rank: int) -> int:
+        return 0
+
+    def ksr_request_route(self, msg: object) -> int:
+        if not guarded(self.request, "request route"):
+            KSR.sl.sl_send_reply(500, "Server Internal Error")
+        return 1
+
+    def ksr_sl_reply(self, event: str) -> int:
+        """A reply that matches no transaction of the edge: dropped, never forwarded
+        statelessly (tm's on_sl_reply)."""
+        return 0
+
+    def ksr_onreply_route(self, msg: object) -> int:
+        """Replies on their way to the customer lose the trusted realm's internal headers."""
+        for name in self.strip_headers:
+            KSR.hdr.remove(name)
+        return 1
+
+    def ksr_private_reply_route(self, msg: object) -> int:
+        """... and, in a private dialog, any identity."""
+        KSR.hdr.remove("P-Asserted-Identity")
+        return self.ksr_onreply_route(msg)
+
+    def ksr_failure_route(self, msg: object) -> int:
+        guarded(self.relay.failure, "failure route")
+        return 1
+
+    def ksr_watch(self, *_: object) -> int:
+        """rtimer's callback, in a process of its own: keep the workers' lease fresh."""
+        if self.watcher is None:
+            self.watcher = Watcher(self.settings.redis, HtableBoard(),
+                                   lambda line: KSR.notice(f"trunkedge: {line}\n"))
+        watcher = self.watcher
+        guarded(lambda: watcher.run_for(WATCH_S), "watcher")
+        return 1
+
+    def ksr_dispatcher_event(self, event: str) -> int:
+        KSR.notice(f"trunkedge: gateway {event.split('-')[-1]} {pv('$ru')}\n")
+        return 1
+
+    # -- the request route ----------------------------------------------------------------
+    def request(self) -> None:
+        """Every request: the steps in order; the first that deals with it ends it."""
+        if self.route_reqinit() or self.route_withindlg() or self.route_strict() \
+                or self.route_banned():
+            return
+        kind = classify(pv("$rm"))
+        if kind is OutOfDialog.CANCEL:
+            self.route_cancel()
+        elif kind is OutOfDialog.ACK:
+            self.route_ack()
+        elif self.route_retransmission():
+            return
+        elif kind is OutOfDialog.ADMIT:
+            self.calls.admit()
+        else:
+            self.route_local(kind)
+
+    def route_reqinit(self) -> bool:
+        """Scanners and floods dropped; NAT (rport, RFC 3581); Max-Forwards; sanity."""
+        if is_scanner(KSR.hdr.get("User-Agent"), self.security.scanners):
+            count(counters.dropped(Drop.SCANNER))
+            return True  # no answer at all: scanners learn nothing
+        if (pv("$si") not in self.flood_exempt and KSR.dispatcher.ds_is_from_lists() < 0
+                and KSR.pike.pike_check_req() < 0):
+            count(counters.dropped(Drop.FLOOD))
+            return True
+        KSR.force_rport()
+        if KSR.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
+            reply(483, "Too Many Hops")
+            return True
+        if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:
+            log_refusal(Refuse(400, "Bad Request", Reason.MALFORMED), "", answered="by sanity")
+            return True  # sanity answered it (400, 420, 505, ...) or dropped it
+        return False
+
+    def route_withindlg(self) -> bool:
+        """A request with a To-tag belongs to a dialog (RFC 3261 §12.2)."""
+        if KSR.siputils.has_totag() < 0:
+            return False
+        self.relay.in_dialog()
+        return True
+
+    def route_strict(self) -> bool:
+        """Strict syntax (RFC 4475) of what the core parser lets through: 400/505."""
+        problem = self.strict_problem()
+        if problem is None:
+            return False
+        if not KSR.is_ACK():
+            refuse(Refuse(problem[0], problem[1], Reason.MALFORMED), "")
+        return True
+
+    @staticmethod
+    def strict_problem() -> Problem | None:
+        return (strict_request_line(pv("$(mb{line.at,0})"))
+                or strict_address(KSR.hdr.get("From")) or strict_address(KSR.hdr.get("To"))
+                or strict_address(KSR.hdr.get("Contact")) or strict_date(KSR.hdr.get("Date")))
+
+    @staticmethod
+    def route_banned() -> bool:
+        """An address banned for brute force (on any edge): dropped before any policy."""
+        if not is_banned_here(pv("$si")):
+            return False
+        count(counters.dropped(Drop.BANNED))
+        return True
+
+    @staticmethod
+    def route_cancel() -> None:
+        """CANCEL follows its INVITE's transaction, else 481 (RFC 3261 §9.2)."""
+        if KSR.tm.t_check_trans() > 0:
+            KSR.tm.t_relay()
+        else:
+            reply(481, "Call/Transaction Does Not Exist")
+
+    @staticmethod
+    def route_ack() -> None:
+        """An ACK without To-tag belongs to a transaction (a non-2xx final), or nothing."""
+        if KSR.tm.t_check_trans() > 0:
+            KSR.tm.t_relay()
+
+    @staticmethod
+    def route_retransmission() -> bool:
+        """A retransmission: absorbed by the transaction it belongs to."""
+        if KSR.tmx.t_precheck_trans() > 0:  # being processed by another worker
+            KSR.tm.t_check_trans()
+            return True
+        return KSR.tm.t_check_trans() == 0
+
+    @staticmethod
+    def route_local(kind: OutOfDialog) -> None:
+        """The edge's own answer: keepalive, no dialog, method not allowed."""
+        answer = LOCAL_ANSWERS[kind]
+        headers = f"Allow: {ALLOW}\r\n" if answer.allow else ""
+        if answer.reason is not None:
+            refuse(Refuse(answer.code, answer.phrase, answer.reason), "", headers)
+        else:
+            reply(answer.code, answer.phrase, headers)
+
+
+def mod_init() -> Edge:
+    """app_python3's entry point: runs once in the main process, before the fork."""
+    settings = load_settings(os.environ[SETTINGS_ENV])
+    secret = os.environ.get(SECRET_ENV) or settings.auth.secret
+    if not secret:
+        raise RuntimeError(f"no secret: set auth.secret or {SECRET_ENV}")
+    return Edge(settings, secret)

@@ -1,0 +1,115 @@
+"""Kamailio-side implementations of the seams the store and the watcher define: Redis
+through ndb_redis, the breaker and the watcher's board in shared memory (htable)."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import KSR
+
+from trunkedge.core.errors import StoreUnavailable
+from trunkedge.kamailio import symbols
+from trunkedge.store.scripts import Script
+
+
+def pv(name: str) -> str:
+    """A pseudo-variable as a string ("" when it has no value)."""
+    value = KSR.pv.get(name)
+    return "" if value is None else str(value)
+
+
+def guarded(route: Callable[[], None], where: str) -> bool:
+    """Run a route; an unexpected exception is logged (never a silent, hung worker)."""
+    try:
+        route()
+    except Exception:
+        trace = traceback.format_exc().replace("\n", " | ")
+        KSR.err(f"trunkedge: internal error in {where}: {trace}\n")
+        return False
+    return True
+
+
+class NdbTransport:
+    """Redis through Kamailio's ndb_redis (a C client: nearly free per call). Arguments
+    that are not plain tokens travel as %s parameters (at most three per command)."""
+
+    SAFE = re.compile(r"[A-Za-z0-9_.:+@=,-]+")
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+        tokens, params = [], []
+        for arg in (script.sha, str(len(keys)), *keys, *args):
+            if self.SAFE.fullmatch(arg):
+                tokens.append(arg)
+            else:
+                tokens.append("%s")
+                params.append(arg)
+        command = "EVALSHA " + " ".join(tokens)
+        for attempt in range(2):
+            if self._command(command, params) >= 0:
+                return KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>value)")
+            error = str(KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>info)") or "no answer")
+            if "NOSCRIPT" not in error or attempt:
+                raise StoreUnavailable(f"redis: {error}")
+            if self._command("SCRIPT LOAD %s", [script.source]) < 0:
+                raise StoreUnavailable("redis: cannot load a script")
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _command(command: str, params: list[str]) -> int:
+        n, server, reply = KSR.ndb_redis, symbols.REDIS_SERVER, symbols.REDIS_REPLY
+        if not params:
+            return n.redis_cmd(server, command, reply)
+        if len(params) == 1:
+            return n.redis_cmd_p1(server, command, params[0], reply)
+        if len(params) == 2:
+            return n.redis_cmd_p2(server, command, params[0], params[1], reply)
+        if len(params) == 3:
+            return n.redis_cmd_p3(server, command, params[0], params[1], params[2], reply)
+        raise ValueError(f"too many non-token arguments for ndb_redis: {len(params)}")
+
+
+class SharedBreaker:
+    """The store's circuit breaker state in shared memory: every worker sees it."""
+
+    def get(self) -> int:
+        value = KSR.htable.sht_get(symbols.HT_STATE, symbols.STATE_BREAKER)
+        return int(value) if value else 0
+
+    def set(self, open_until_ms: int) -> None:
+        KSR.htable.sht_seti(symbols.HT_STATE, symbols.STATE_BREAKER, open_until_ms)
+
+
+class HtableBoard:
+    """The watcher's board: its lease in te_state, the bans it hears of in te_bans."""
+
+    def lease(self, value: str) -> None:
+        KSR.htable.sht_sets(symbols.HT_STATE, symbols.STATE_LEASE, value)
+
+    def withdraw(self) -> None:
+        KSR.htable.sht_rm(symbols.HT_STATE, symbols.STATE_LEASE)
+
+    def ban(self, address: str, seconds: int) -> None:
+        ban_here(address, seconds)
+
+
+def ban_here(address: str, seconds: int) -> None:
+    """This edge's copy of a ban: its requests are dropped until the item expires."""
+    KSR.htable.sht_setxi(symbols.HT_BANS, address, 1, seconds)
+
+
+def is_banned_here(address: str) -> bool:
+    return KSR.htable.sht_get(symbols.HT_BANS, address) is not None
+
+
+def leased() -> object:
+    """The watcher's lease as the workers read it (see store.watcher.leased_version)."""
+    return KSR.htable.sht_get(symbols.HT_STATE, symbols.STATE_LEASE)
+
+
+def count(*names: str) -> None:
+    """Increment counters (core.counters names) in this edge's shared memory."""
+    for name in names:
+        KSR.htable.sht_inc(symbols.HT_METRICS, name)

@@ -1,0 +1,45 @@
+"""Names shared by kamailio.cfg and the Python adapter, defined once.
+
+`runner.render` writes each as a `#!substdef` into the wrapper config, so kamailio.cfg
+spells them `TE_HT_METRICS`, `TE_CB_FAILURE`, ...; the adapter uses the constants. The
+callbacks are methods of `adapter.Edge` of the same name (a test checks both sides).
+"""
+
+from __future__ import annotations
+
+# htables (shared memory)
+HT_METRICS = "te_metrics"  # counters (core.counters names), dumped by `trunkedge status`
+HT_BANS = "te_bans"  # this edge's copy of the banned addresses (expiring items)
+HT_STATE = "te_state"  # state the workers share: the breaker, the watcher's lease
+STATE_BREAKER = "redis_open_until"  # te_state item: breaker open until (monotonic ms)
+STATE_LEASE = "watch"  # te_state item: the version the watcher vouches for, until when
+
+# routes and callbacks Kamailio calls by name (methods of adapter.Edge)
+CB_FAILURE = "ksr_failure_route"  # tm failure route of a relayed INVITE
+CB_REPLY = "ksr_onreply_route"  # replies of the edge's transactions
+CB_PRIVATE_REPLY = "ksr_private_reply_route"  # ... in a dialog whose caller is private
+CB_SL_REPLY = "ksr_sl_reply"  # tm on_sl_reply: replies matching no transaction
+CB_DISPATCHER_EVENT = "ksr_dispatcher_event"  # a gateway went up or down
+CB_WATCH = "ksr_watch"  # rtimer: the watcher's process
+WATCH_TIMER = "te_watch"  # the rtimer that runs CB_WATCH
+
+# ndb_redis
+REDIS_SERVER = "te"  # the server name in ndb_redis's `server` parameter
+REDIS_REPLY = "te"  # the reply container the adapter reads ($redis(te=>...))
+
+# AVPs
+PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
+
+SUBSTITUTIONS = {
+    "TE_HT_METRICS": HT_METRICS,
+    "TE_HT_BANS": HT_BANS,
+    "TE_HT_STATE": HT_STATE,
+    "TE_CB_SL_REPLY": CB_SL_REPLY,
+    "TE_CB_DISPATCHER_EVENT": CB_DISPATCHER_EVENT,
+    "TE_CB_WATCH": CB_WATCH,
+    "TE_WATCH_TIMER": WATCH_TIMER,
+}
+"""What kamailio.cfg names through the wrapper's #!substdef (the rest it never names)."""
+
+CALLBACKS = (CB_FAILURE, CB_REPLY, CB_PRIVATE_REPLY, CB_SL_REPLY, CB_DISPATCHER_EVENT,
+             CB_WATCH)

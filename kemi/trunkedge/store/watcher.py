@@ -1,0 +1,149 @@
+"""The watcher: one process per edge that lets the workers answer from their caches
+without a Redis round trip, and still see every change on the next call.
+
+It subscribes to the schema's `changes` channel and reads `{p}version` every heartbeat,
+and posts on a `Board` (shared memory in the edge) a lease: "Redis holds version V, vouched
+for until T". A worker whose cache holds V answers from it while the lease runs; otherwise
+it asks Redis (one script), as it would without a watcher. Provisioning publishes with
+every change, so the lease moves on within a fraction of a millisecond; a writer that
+forgets to publish is still seen within one heartbeat. Bans published by any edge are
+copied to the board. When Redis stops answering (a closed connection, or a heartbeat that
+times out) the lease is withdrawn at once: the workers go back to Redis, and answer 503
+while it is down, exactly as without a watcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+
+from trunkedge.settings import RedisSettings
+from trunkedge.store.client import connect
+from trunkedge.store.schema import BAN_MESSAGE, Keys
+
+HEARTBEAT_S = 0.1  # how often the version is read (and Redis's health checked)
+LEASE_S = 0.5  # a lease outlives a few late heartbeats of a busy watcher, no more
+
+
+class Board(Protocol):
+    """Where the workers read what the watcher vouches for."""
+
+    def lease(self, value: str) -> None: ...
+
+    def withdraw(self) -> None: ...
+
+    def ban(self, address: str, seconds: int) -> None: ...
+
+
+def format_lease(version: str, until_s: float) -> str:
+    return f"{version} {int(until_s * 1000)}"
+
+
+def leased_version(value: object, now_s: float) -> str | None:
+    """The version a board's lease vouches for, if it still runs (None: ask Redis)."""
+    if not value:
+        return None
+    version, _, until = str(value).partition(" ")
+    return version if until.isdigit() and now_s * 1000 < int(until) else None
+
+
+class Watcher:
+    def __init__(self, settings: RedisSettings, board: Board,
+                 log: Callable[[str], None] = lambda _: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings, self.keys, self.board = settings, Keys(settings.prefix), board
+        self.log, self.clock = log, clock
+        self.client: Any = None  # redis.Redis (its sync/async union types add nothing here)
+        self.pubsub: Any = None
+        self.next_beat = self.retry_at = 0.0
+        self.up = False
+
+    def run_for(self, seconds: float) -> None:
+        """Watch for about `seconds`, then return (Kamailio's timer calls again)."""
+        deadline = self.clock() + seconds
+        while (now := self.clock()) < deadline:
+            if now < self.retry_at:
+                time.sleep(min(self.retry_at, deadline) - now)
+                continue
+            try:
+                self.step(deadline)
+            except (redis.RedisError, OSError, ValueError) as e:
+                self.fail(e)
+
+    def step(self, deadline: float) -> None:
+        if self.pubsub is None:
+            self.connect()
+        if self.clock() >= self.next_beat:
+            self.beat()
+        message = self.pubsub.get_message(
+            timeout=max(0.0, min(self.next_beat, deadline) - self.clock()))
+        changed = False
+        while message is not None:
+            changed |= self.handle(message)
+            message = self.pubsub.get_message(timeout=0)
+        if changed:
+            self.beat()
+
+    def connect(self) -> None:
+        client: Any = connect(self.settings)
+        self.client, pubsub = client, client.pubsub()
+        pubsub.subscribe(self.keys.changes)
+        reply = pubsub.get_message(timeout=self.settings.timeout_ms / 1000)
+        if not reply or reply.get("type") != "subscribe":
+            raise redis.ConnectionError("no confirmation of the subscription")
+        self.pubsub = pubsub
+        self.copy_bans()
+        self.beat()
+        if not self.up:
+            self.up = True
+            self.log("watching Redis: workers answer from their caches")
+
+    def beat(self) -> None:
+        """Read the version and renew the lease (a failure withdraws it)."""
+        assert self.client is not None
+        version = self.client.get(self.keys.version)
+        self.board.lease(format_lease(version.decode() if version else "0",
+                                      self.clock() + LEASE_S))
+        self.next_beat = self.clock() + HEARTBEAT_S
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        """A published message: a ban goes on the board; anything else is a change."""
+        if message.get("type") != "message":
+            return False
+        data = message.get("data")
+        words = (data.decode(errors="replace") if isinstance(data, bytes) else str(data)).split()
+        if len(words) == 3 and words[0] == BAN_MESSAGE and words[2].isdigit():
+            self.board.ban(words[1], int(words[2]))
+            return False
+        return True
+
+    def copy_bans(self) -> None:
+        """Bans made while this watcher was not listening."""
+        assert self.client is not None
+        names = list(self.client.scan_iter(match=self.keys.ban("*"), count=1000))
+        if not names:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.ttl(name)
+        start = len(self.keys.ban(""))
+        for name, ttl in zip(names, pipe.execute(), strict=True):
+            if isinstance(ttl, int) and ttl > 0:
+                self.board.ban(name.decode(errors="replace")[start:], ttl)
+
+    def fail(self, error: Exception) -> None:
+        self.board.withdraw()
+        if self.up:
+            self.up = False
+            self.log(f"Redis unreachable ({type(error).__name__}: {error}): "
+                     f"workers ask Redis on every call")
+        for closable in (self.pubsub, self.client):
+            if closable is not None:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    closable.close()
+        self.pubsub = self.client = None
+        self.retry_at = self.clock() + HEARTBEAT_S

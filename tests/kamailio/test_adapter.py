@@ -1,0 +1,146 @@
+"""The adapter's request route, step by step, against a fake KSR: which step ends which
+request, and what it answers. End-to-end tests run the same code in real Kamailio."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+from fake_ksr import Message, install
+
+install()  # before the adapter binds `KSR`
+
+from trunkedge.core import counters  # noqa: E402
+from trunkedge.core.reasons import Drop, Reason  # noqa: E402
+from trunkedge.kamailio import symbols  # noqa: E402
+from trunkedge.kamailio.adapter import Edge  # noqa: E402
+from trunkedge.settings import parse_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = parse_settings({
+    "listen": ["udp:127.0.0.1:5060"], "base_domain": "sip.example.net",
+    "pops": {"eu1": ["sip:127.0.0.1:5091"]},
+})
+
+
+@pytest.fixture
+def msg() -> Message:
+    return install()
+
+
+@pytest.fixture
+def edge(msg: Message) -> Edge:
+    return Edge(SETTINGS, "test-secret")
+
+
+def counted(msg: Message, name: str) -> int:
+    return int(msg.htable.get((symbols.HT_METRICS, name), 0))
+
+
+def test_a_scanner_is_dropped_before_anything_else(edge: Edge, msg: Message) -> None:
+    msg.headers["User-Agent"] = ["friendly-scanner"]
+    msg.sane = False
+    edge.request()
+    assert msg.replies() == []
+    assert counted(msg, counters.dropped(Drop.SCANNER)) == 1
+    assert not any(c[0] == "sanity_check" for c in msg.calls)
+
+
+def test_a_flooding_source_is_dropped_without_an_answer(edge: Edge, msg: Message) -> None:
+    msg.flood = True
+    edge.request()
+    assert msg.replies() == []
+    assert counted(msg, counters.dropped(Drop.FLOOD)) == 1
+
+
+def test_exhausted_max_forwards_gets_483(edge: Edge, msg: Message) -> None:
+    msg.max_forwards_exhausted = True
+    edge.request()
+    assert msg.replies() == [(483, "Too Many Hops")]
+
+
+def test_an_insane_request_is_left_to_sanity_and_counted_malformed(edge: Edge,
+                                                                   msg: Message) -> None:
+    msg.sane = False
+    edge.request()
+    assert msg.replies() == []
+    assert counted(msg, counters.refused(Reason.MALFORMED)) == 1
+    (line,) = [c[1] for c in msg.calls if c[0] == "notice"]
+    assert "refused by sanity reason=malformed" in line
+
+
+def test_a_request_with_a_to_tag_takes_the_dialog_route(edge: Edge, msg: Message) -> None:
+    msg.to_tag, msg.method = True, "BYE"
+    edge.request()
+    assert ("loose_route",) in msg.calls
+    assert msg.replies() == [(481, "Call/Transaction Does Not Exist")]
+
+
+def test_strict_syntax_is_checked_before_bans_and_methods(edge: Edge, msg: Message) -> None:
+    msg.headers["Date"] = ["yesterday"]
+    msg.htable[(symbols.HT_BANS, msg.source)] = 1
+    edge.request()
+    assert msg.replies() == [(400, "Bad Date")]
+
+
+def test_a_banned_address_is_dropped(edge: Edge, msg: Message) -> None:
+    msg.htable[(symbols.HT_BANS, msg.source)] = 1
+    edge.request()
+    assert msg.replies() == []
+    assert counted(msg, counters.dropped(Drop.BANNED)) == 1
+
+
+def test_a_cancel_without_its_transaction_gets_481(edge: Edge, msg: Message) -> None:
+    msg.method = "CANCEL"
+    edge.request()
+    assert msg.replies() == [(481, "Call/Transaction Does Not Exist")]
+
+
+def test_a_retransmission_is_absorbed(edge: Edge, msg: Message) -> None:
+    msg.method, msg.transaction = "OPTIONS", 0
+    edge.request()
+    assert msg.replies() == []
+
+
+@pytest.mark.parametrize(("method", "answer", "allow"), [
+    ("OPTIONS", (200, "OK"), True),
+    ("REGISTER", (405, "Method Not Allowed"), True),
+    ("BYE", (481, "Call/Transaction Does Not Exist"), False),
+])
+def test_the_edge_answers_what_it_does_not_relay(edge: Edge, msg: Message, method: str,
+                                                 answer: tuple[int, str], allow: bool) -> None:
+    msg.method = method
+    edge.request()
+    assert msg.replies() == [answer]
+    headers = [c[1] for c in msg.calls if c[0] == "append_to_reply"]
+    assert bool([h for h in headers if h.startswith("Allow: INVITE")]) is allow
+
+
+def test_an_invite_for_a_foreign_host_is_refused_403(edge: Edge, msg: Message) -> None:
+    msg.ruri = "sip:+3123456789@sip.example.org"
+    edge.request()
+    assert msg.replies() == [(403, "Forbidden")]
+    assert counted(msg, counters.refused(Reason.FOREIGN_HOST)) == 1
+
+
+def test_an_invite_while_redis_is_down_gets_503_with_retry_after(edge: Edge,
+                                                                  msg: Message) -> None:
+    edge.request()
+    assert msg.replies() == [(503, "Service Unavailable")]
+    assert ("append_to_reply", "Retry-After: 5\r\n") in msg.calls
+    assert counted(msg, counters.refused(Reason.STORE_UNAVAILABLE)) == 1
+
+
+def test_every_callback_kamailio_calls_by_name_is_a_method_of_the_edge() -> None:
+    for name in symbols.CALLBACKS:
+        assert callable(getattr(Edge, name, None)), name
+        assert len(inspect.signature(getattr(Edge, name)).parameters) >= 1
+
+
+def test_kamailio_cfg_names_shared_things_only_through_the_substitutions() -> None:
+    cfg = (ROOT / "kamailio" / "kamailio.cfg").read_text()
+    for placeholder, value in symbols.SUBSTITUTIONS.items():
+        assert placeholder in cfg, placeholder
+        assert not re.search(rf"\b{re.escape(value)}\b", cfg), f"{value} spelled out in cfg"

@@ -1,0 +1,233 @@
+"""Provisioning against a real redis-server: validation, atomicity, import/export."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from harness import VENV_BIN, RedisServer
+from trunkedge.cli import main
+from trunkedge.provisioning.validation import parse_config
+from trunkedge.provisioning.writer import Provisioner
+from trunkedge.settings import RedisSettings
+from trunkedge.store.client import RedisPyTransport
+from trunkedge.store.reads import Store
+from trunkedge.store.schema import Keys
+
+REALM = "sip.example.net"
+PREFIX = "prov-test:"
+
+
+@pytest.fixture
+def db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client()
+    yield client
+    for key in client.scan_iter(f"{PREFIX}*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def cli(redis_server: RedisServer, db: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """The `trunkedge` command line, run in-process (the e2e tests run the real binary)."""
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        argv = ["--redis", redis_server.url, "--prefix", PREFIX, "--realm", REALM, *args]
+        code = main(argv)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+    return run
+
+
+def test_the_installed_command_runs_and_refuses_a_bad_name(redis_server: RedisServer) -> None:
+    out = subprocess.run([str(VENV_BIN / "trunkedge"), "--redis", redis_server.url,
+                          "--prefix", PREFIX, "--realm", REALM, "domain", "create", "x-y"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "error: domain: 'x-y'" in out.stderr
+
+
+def snapshot(db: redis.Redis) -> dict[bytes, bytes | None]:
+    return {k: db.dump(k) for k in sorted(db.scan_iter(f"{PREFIX}*"))}
+
+
+def seed(cli) -> None:  # type: ignore[no-untyped-def]
+    for args in (("domain", "create", "acme"), ("acl", "create", "office"),
+                 ("acl", "add-ip", "office", "192.0.2.0/24"),
+                 ("acl", "add-account", "office", "31000000", "--password", "pw1"),
+                 ("domain", "attach", "acme", "office")):
+        r = cli(*args)
+        assert r.returncode == 0, (args, r.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("domain", "create", "ac-me"), "domain"),
+        (("domain", "create", "acme"), "domain"),  # exists
+        (("domain", "attach", "acme", "nosuch"), "acl"),
+        (("domain", "attach", "nosuch", "office"), "domain"),
+        (("domain", "detach", "acme", "other"), "acl"),
+        (("acl", "add-ip", "office", "192.0.2.1/24"), "cidr"),
+        (("acl", "add-ip", "office", "banana"), "cidr"),
+        (("acl", "remove-ip", "office", "10.0.0.0/8"), "cidr"),
+        (("acl", "add-account", "office", "31000000", "--password", "x"), "username"),
+        (("acl", "add-account", "office", "bad user", "--password", "x"), "username"),
+        (("acl", "add-account", "office", "31000009", "--password", ""), "password"),
+        (("acl", "delete", "office"), "acl"),  # still attached
+        (("acl", "create", "office"), "acl"),
+        (("domain", "set-pop", "acme", "mars1"), "pop"),
+        (("acl", "caller-ids", "office", "--allow", "0201234567"), "caller_ids.allow"),
+        (("acl", "caller-ids", "office", "--allow", "+31*5"), "caller_ids.allow"),
+        (("acl", "caller-ids", "office", "--default", "+1"), "caller_ids.default"),
+        (("acl", "caller-ids", "office", "--policy", "replace"), "caller_ids.default"),
+        (("acl", "caller-ids", "office", "--user", "nobody", "--allow", "+31*"), "username"),
+        (("domain", "set-pop", "nosuch", "us1"), "domain"),
+    ],
+)
+def test_invalid_change_names_the_field_and_leaves_redis_as_it_was(
+    cli, db: redis.Redis, args: tuple[str, ...], field: str  # type: ignore[no-untyped-def]
+) -> None:
+    seed(cli)
+    cli("acl", "create", "other")
+    before = snapshot(db)
+    r = cli(*args)
+    assert r.returncode == 2, r
+    assert r.stderr.startswith(f"trunkedge: error: {field}: "), r.stderr
+    assert snapshot(db) == before
+
+
+def test_passwords_are_stored_only_as_ha1(cli, db: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    r = cli("acl", "add-account", "office", "31000001", stdin="from-stdin-pw\n")
+    assert r.returncode == 0, r.stderr
+    values = b"".join(v for k in db.scan_iter(f"{PREFIX}*") if db.type(k) == b"hash"
+                      for v in db.hgetall(k).values())
+    assert b"pw1" not in values and b"from-stdin-pw" not in values
+    assert db.hget(f"{PREFIX}account:31000001", "realm") == REALM.encode()
+
+
+def test_show_and_list_reflect_each_change_and_delete_removes(cli) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    assert cli("domain", "list").stdout.split() == ["acme"]
+    shown = yaml.safe_load(cli("acl", "show", "office").stdout)
+    assert shown == {"acl": "office", "ips": ["192.0.2.0/24"], "accounts": ["31000000"],
+                     "domains": ["acme"]}
+    assert yaml.safe_load(cli("domain", "show", "ACME").stdout)["acls"] == ["office"]
+    assert cli("domain", "set-pop", "acme", "us2").returncode == 0
+    assert yaml.safe_load(cli("domain", "show", "acme").stdout)["pop"] == "us2"
+    assert "pop: us2" in cli("export").stdout
+    assert cli("domain", "set-pop", "acme", "default").returncode == 0
+    assert yaml.safe_load(cli("domain", "show", "acme").stdout)["pop"] is None
+    assert cli("domain", "delete", "acme").returncode == 0
+    assert cli("acl", "delete", "office").returncode == 0
+    assert cli("acl", "list").stdout.split() == []
+
+
+def test_caller_ids_are_kept_per_acl_and_per_account_and_cleared_when_empty(cli) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    assert cli("acl", "caller-ids", "office", "--allow", "+3120*", "--default",
+               "+31200000000", "--policy", "replace").returncode == 0
+    assert cli("acl", "caller-ids", "office", "--user", "31000000", "--allow",
+               "+31201234567").returncode == 0
+    exported = yaml.safe_load(cli("export").stdout)
+    office = exported["acls"]["office"]
+    assert office["caller_ids"] == {"allow": ["+3120*"], "default": "+31200000000",
+                                    "policy": "replace"}
+    assert office["accounts"][0]["caller_ids"] == {"allow": ["+31201234567"],
+                                                   "policy": "reject"}
+    assert cli("acl", "caller-ids", "office").returncode == 0  # nothing: cleared
+    assert "caller_ids" not in yaml.safe_load(cli("export").stdout)["acls"]["office"]
+
+
+def test_an_export_imports_back_to_the_same_configuration(  # type: ignore[no-untyped-def]
+        cli, tmp_path: Path, db: redis.Redis) -> None:
+    seed(cli)
+    assert cli("acl", "caller-ids", "office", "--allow", "+3120*", "--default",
+               "+31200000000", "--policy", "replace").returncode == 0
+    assert cli("domain", "set-pop", "acme", "apac1").returncode == 0
+    exported = cli("export").stdout
+    assert "pw1" not in exported and "ha1" in exported
+    for key in list(db.scan_iter(f"{PREFIX}*")):
+        db.delete(key)
+    f = tmp_path / "c.yaml"
+    f.write_text(exported)
+    assert cli("import", str(f)).returncode == 0
+    assert cli("export").stdout == exported
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"acls": {"a": {"ips": ["10.0.0.0/8", "10.1.0.0/33"]}}}, "acls.a.ips"),
+        ({"acls": {"a": {}}, "domains": {"x": {"acls": ["b"]}}}, "domains.x.acls"),
+        ({"acls": {"a": {"accounts": [{"username": "u1", "password": "p"}]},
+                   "b": {"accounts": [{"username": "u1", "password": "p"}]}}},
+         "acls.b.accounts[0].username"),
+        ({"acls": {"a": {"accounts": [{"username": "u1", "ha1": {"MD5": "zz"}}]}}},
+         "acls.a.accounts[0]"),
+        ({"domains": {"bad-name": {}}}, "domains.bad-name"),
+        ({"domains": {"Acme": {}, "acme": {}}}, "domains.acme"),
+        ({"realm": "other.example"}, "realm"),
+        ({"customers": {}}, "customers"),
+        ({"domains": {"acme": {"pop": "eu3"}}}, "domains.acme.pop"),
+        ({"acls": {"a": {"caller_ids": {"allow": ["+31*"], "policy": "replace"}}}},
+         "acls.a.caller_ids.default"),
+        ({"acls": {"a": {"caller_ids": {"allow": [31201234567]}}}}, "acls.a.caller_ids.allow"),
+    ],
+)
+def test_invalid_import_names_the_field_and_changes_nothing(
+    cli, db: redis.Redis, tmp_path: Path, doc: dict[str, object], field: str  # type: ignore[no-untyped-def]
+) -> None:
+    seed(cli)
+    before = snapshot(db)
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    r = cli("import", str(f))
+    assert r.returncode == 2
+    assert f"error: {field}: " in r.stderr, r.stderr
+    assert snapshot(db) == before
+
+
+def test_readers_never_see_a_half_written_customer(db: redis.Redis) -> None:
+    """Imports flip between two configurations while a reader runs the edge's lookup."""
+    prov = Provisioner(db, Keys(PREFIX), REALM)
+    configs = [
+        parse_config({"acls": {f"acl{i}": {"ips": [f"10.{i}.0.0/16", f"10.{i}.1.0/24"],
+                                           "accounts": [{"username": f"u{i}", "password": "p"}]}},
+                      "domains": {"acme": {"acls": [f"acl{i}"]}}}, REALM)
+        for i in range(2)
+    ]
+    prov.import_config(configs[0])
+    store = Store(RedisSettings(prefix=PREFIX), RedisPyTransport(db))
+    stop = threading.Event()
+    seen: list[str] = []
+    torn: list[object] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            view = store.lookup("acme", "u0", "192.0.2.1")
+            acls = view.domain.acls if view.domain else ()
+            if len(acls) != 1 or len(acls[0].networks) != 2 or not acls[0].has_accounts:
+                torn.append(view)
+            else:
+                seen.append(acls[0].name)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(60):
+            prov.import_config(configs[n % 2])
+    finally:
+        stop.set()
+        reader.join()
+    assert torn == []
+    assert {"acl0", "acl1"} <= set(seen)

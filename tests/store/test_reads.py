@@ -1,0 +1,107 @@
+"""The edge's store on a real redis-server: one round trip, cache and invalidation,
+nonce claims, bans, and the circuit breaker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from harness import RedisServer, free_port
+from trunkedge.core.errors import StoreUnavailable
+from trunkedge.provisioning.validation import parse_config
+from trunkedge.provisioning.writer import Provisioner
+from trunkedge.settings import RedisSettings
+from trunkedge.store.client import RedisPyTransport, connect
+from trunkedge.store.reads import LocalBreaker, Store
+from trunkedge.store.schema import Keys
+
+PREFIX, REALM = "store-test:", "sip.example.net"
+
+
+@pytest.fixture
+def db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client()
+    prov = Provisioner(client, Keys(PREFIX), REALM)
+    prov.import_config(parse_config({
+        "acls": {"office": {"ips": ["192.0.2.0/24"]},
+                 "roaming": {"accounts": [{"username": "u1", "password": "p"}]}},
+        "domains": {"acme": {"acls": ["office", "roaming"], "pop": "us1"}},
+    }, REALM))
+    yield client
+    for key in client.scan_iter(f"{PREFIX}*"):
+        client.delete(key)
+
+
+class Counting(RedisPyTransport):
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self.trips: list[int] = []
+
+    def run(self, script, keys, args):  # type: ignore[no-untyped-def]
+        answer = super().run(script, keys, args)
+        self.trips.append(len(str(answer)))
+        return answer
+
+
+def store(db: redis.Redis) -> tuple[Store, Counting]:
+    t = Counting(db)
+    return Store(RedisSettings(prefix=PREFIX), t), t
+
+
+def test_one_round_trip_and_a_warm_cache(db: redis.Redis) -> None:
+    s, t = store(db)
+    first = s.lookup("acme", "u1", "192.0.2.1")
+    assert first.domain is not None and first.domain.pop == "us1"
+    assert first.account is not None and first.account.acl == "roaming"
+    again = s.lookup("acme", "u1", "192.0.2.1")
+    assert again.domain is first.domain and again.account is first.account
+    assert len(t.trips) == 2 and t.trips[1] < 40 < t.trips[0]  # the warm answer is tiny
+    assert s.lookup("nosuch", "", "192.0.2.1").domain is None
+    assert s.lookup("nosuch", "", "192.0.2.1").domain is None
+
+
+def test_a_provisioning_change_is_seen_on_the_next_lookup(db: redis.Redis) -> None:
+    s, _ = store(db)
+    assert s.lookup("acme", "", "192.0.2.1").domain is not None
+    Provisioner(db, Keys(PREFIX), REALM).domain_delete("acme")
+    assert s.lookup("acme", "", "192.0.2.1").domain is None
+    Provisioner(db, Keys(PREFIX), REALM).domain_create("acme")
+    view = s.lookup("acme", "", "192.0.2.1").domain
+    assert view is not None and view.acls == ()
+
+
+def test_nonce_use_is_claimed_once(db: redis.Redis) -> None:
+    a, _ = store(db)
+    b, _ = store(db)  # another edge
+    assert a.lookup("acme", "u1", "192.0.2.1", ("n1:00000001", 30)).nonce_claimed is True
+    assert b.lookup("acme", "u1", "192.0.2.1", ("n1:00000001", 30)).nonce_claimed is False
+    assert b.lookup("acme", "u1", "192.0.2.1", ("n1:00000002", 30)).nonce_claimed is True
+    assert 0 < db.ttl(f"{PREFIX}nc:n1:00000001") <= 30
+    assert a.lookup("acme", "u1", "192.0.2.1").nonce_claimed is None
+
+
+def test_failures_ban_the_address_for_everyone(db: redis.Redis) -> None:
+    a, _ = store(db)
+    b, _ = store(db)
+    assert [a.record_failure("198.51.100.9", 3, 60, 100) for _ in range(3)] == \
+        [False, False, True]
+    assert 0 < b.lookup("acme", "", "198.51.100.9").banned_for <= 100
+    assert b.lookup("acme", "", "198.51.100.10").banned_for == 0
+
+
+def test_breaker_fails_fast_then_recovers(db: redis.Redis) -> None:
+    now = [1000.0]
+    dead = connect(RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", timeout_ms=50))
+    s = Store(RedisSettings(prefix=PREFIX), RedisPyTransport(dead), breaker_ms=500,
+              breaker=LocalBreaker(), clock=lambda: now[0])
+    with pytest.raises(StoreUnavailable):
+        s.lookup("acme", "", "192.0.2.1")
+    s.transport = RedisPyTransport(db)  # Redis is back...
+    now[0] += 0.2
+    with pytest.raises(StoreUnavailable, match="circuit open"):  # ...but the pause is on
+        s.lookup("acme", "", "192.0.2.1")
+    now[0] += 0.4
+    assert s.lookup("acme", "", "192.0.2.1").domain is not None
+    assert s.breaker.get() == 0

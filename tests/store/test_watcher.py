@@ -1,0 +1,149 @@
+"""The watcher on a real redis-server: the lease follows provisioning at once, bans are
+copied, and an unreachable or wedged Redis withdraws the lease."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import RedisServer
+from trunkedge.provisioning.writer import Provisioner
+from trunkedge.settings import RedisSettings
+from trunkedge.store.client import RedisPyTransport
+from trunkedge.store.reads import Store
+from trunkedge.store.schema import Keys
+from trunkedge.store.scripts import CLAIM
+from trunkedge.store.watcher import LEASE_S, Watcher, format_lease, leased_version
+
+PREFIX, REALM = "watch-test:", "sip.example.net"
+
+
+class Board:
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.bans: dict[str, int] = {}
+
+    def lease(self, value: str) -> None:
+        self.value = value
+
+    def withdraw(self) -> None:
+        self.value = None
+
+    def ban(self, address: str, seconds: int) -> None:
+        self.bans[address] = seconds
+
+    @property
+    def version(self) -> str | None:
+        return leased_version(self.value, time.monotonic())
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    s = RedisServer(tmp_path / "redis")
+    s.start()
+    yield s
+    if s.proc is not None:
+        s.resume()
+    s.stop(save=False)
+
+
+def watcher(server: RedisServer) -> tuple[Watcher, Board]:
+    board = Board()
+    return Watcher(RedisSettings(url=server.url, prefix=PREFIX, timeout_ms=100), board), board
+
+
+def test_leases_follow_provisioning_on_the_next_call(server: RedisServer) -> None:
+    w, board = watcher(server)
+    w.run_for(0.05)
+    assert board.version == "0"  # nothing provisioned yet
+    prov = Provisioner(server.client(), Keys(PREFIX), REALM)
+    prov.domain_create("acme")  # publishes with the change...
+    w.run_for(0.01)  # ...so the very next look, well inside a heartbeat, sees it
+    assert board.version == "1"
+    server.client().incr(f"{PREFIX}version")  # a writer that does not publish...
+    w.run_for(0.15)  # ...is seen within one heartbeat
+    assert board.version == "2"
+
+
+def test_a_lease_runs_out_when_the_watcher_stops_renewing_it() -> None:
+    renewed = 100.0
+    lease = format_lease("7", renewed + LEASE_S)
+    assert leased_version(lease, renewed + LEASE_S - 0.01) == "7"
+    assert leased_version(lease, renewed + LEASE_S) is None
+    assert leased_version(None, 0) is None and leased_version("7 x", 0) is None
+
+
+def test_bans_reach_the_board(server: RedisServer) -> None:
+    client = server.client()
+    client.set(f"{PREFIX}ban:198.51.100.1", "1", ex=60)  # banned before the watcher started
+    w, board = watcher(server)
+    w.run_for(0.05)
+    assert 0 < board.bans["198.51.100.1"] <= 60
+    store = Store(RedisSettings(prefix=PREFIX), RedisPyTransport(client))
+    assert [store.record_failure("198.51.100.2", 2, 60, 300) for _ in range(2)] == [False, True]
+    w.run_for(0.05)
+    assert board.bans["198.51.100.2"] == 300
+
+
+def test_a_stopped_redis_withdraws_the_lease_and_a_restarted_one_renews_it(
+        server: RedisServer) -> None:
+    w, board = watcher(server)
+    w.run_for(0.05)
+    assert board.version == "0"
+    server.stop(save=False)
+    w.run_for(0.05)
+    assert board.value is None
+    server.start()
+    w.run_for(0.3)
+    assert board.version == "0"
+
+
+def test_a_wedged_redis_withdraws_the_lease_within_a_heartbeat_and_timeout(
+        server: RedisServer) -> None:
+    w, board = watcher(server)
+    w.run_for(0.05)
+    server.pause()
+    started = time.monotonic()
+    while board.value is not None and time.monotonic() - started < 2:
+        w.run_for(0.02)
+    assert board.value is None
+    assert time.monotonic() - started < 0.35  # heartbeat (0.1 s) + timeout (0.1 s) + slack
+
+
+def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
+        server: RedisServer) -> None:
+    client = server.client()
+    prov = Provisioner(client, Keys(PREFIX), REALM)
+    prov.domain_create("acme")
+    trips: list[str] = []
+
+    class Counting(RedisPyTransport):
+        def run(self, script, keys, args):  # type: ignore[no-untyped-def]
+            trips.append("claim" if script is CLAIM else "script")
+            return super().run(script, keys, args)
+
+    s = Store(RedisSettings(prefix=PREFIX), Counting(client))
+    assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # cold: a trip
+    assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # warm: none
+    assert trips == ["script"]
+    # a digest (nonce, nc) is always claimed in Redis: warm, with the small claim script
+    assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed
+    assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed \
+        is False  # a replay
+    assert 0 < client.ttl(f"{PREFIX}nc:n:00000001") <= 30
+    other = Store(RedisSettings(prefix=PREFIX), Counting(client))  # another edge, cold
+    assert other.lookup("acme", "", "192.0.2.1", ("n:00000001", 30)).nonce_claimed is False
+    assert trips == ["script", "claim", "claim", "script"]
+    client.set(f"{PREFIX}ban:192.0.2.66", "1", ex=60)  # banned by another edge just now
+    banned = s.lookup("acme", "", "192.0.2.66", ("n:00000002", 30), vouched="1")
+    assert 0 < banned.banned_for <= 60 and banned.domain is None
+    assert client.get(f"{PREFIX}nc:n:00000002") is None  # nothing claimed for it
+    del trips[-1]
+    assert s.lookup("acme", "", "192.0.2.1").domain is not None  # no lease: a trip
+    assert len(trips) == 5
+    prov.domain_delete("acme")
+    assert s.lookup("acme", "", "192.0.2.1", vouched="2").domain is None  # moved on: a trip
+    assert len(trips) == 6
