@@ -54,6 +54,9 @@ demo: presenting its verified number in P-Preferred-Identity:
        -m 1 -s +3123456789 -key domain acme.sip.example.net -key from_user 31000000 \\
        -key from_host acme.sip.example.net -key hdr1 'P-Preferred-Identity: <tel:+31205550100>' \\
        $KEYS -au 31000000 -ap demo-password -auth_uri +3123456789@acme.sip.example.net
+demo: or from a softphone (linphone, baresip, ...): see README "Calling the demo from a
+demo: softphone" (server 127.0.0.1:5060 UDP, domain acme.sip.example.net, user 31000000,
+demo: password demo-password, from 127.0.0.2 or any address but 127.0.0.1 for digest).
 demo: provisioning: ${TE[*]} --help; state: ${TE[*]} status
 demo: starting Kamailio (Ctrl-C stops the edge, Redis and the gateway)
 

@@ -9,8 +9,13 @@ PACKAGES=(kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extr
           kamailio-utils-modules sip-tester redis-server python3-venv)
 # With --test: what only the tests need. docker-compose (Debian's) validates
 # docker-compose.yml without a Docker engine when the `docker compose` plugin is absent.
-if [[ ${1:-} == --test ]] && ! docker compose version >/dev/null 2>&1; then
-    PACKAGES+=(docker-compose)
+# linphone-cli (linphonec) and baresip: the real softphones of tests/e2e/test_real_clients.py
+# (the baresip metapackage without its recommends is baresip-core: no GTK, X11, ffmpeg).
+if [[ ${1:-} == --test ]]; then
+    PACKAGES+=(linphone-cli baresip)
+    if ! docker compose version >/dev/null 2>&1; then
+        PACKAGES+=(docker-compose)
+    fi
 fi
 
 missing=()

@@ -14,9 +14,10 @@ import yaml
 
 from trunkedge.core.errors import ConfigError, TrunkEdgeError
 from trunkedge.core.identity import POLICIES, CallerIds
-from trunkedge.provisioning.validation import dump_config, parse_config
+from trunkedge.provisioning.spec import ConfigSpec
+from trunkedge.provisioning.validation import dump_config, edge_realm, parse_config
 from trunkedge.provisioning.writer import Provisioner
-from trunkedge.settings import SETTINGS_ENV, Settings, load_settings
+from trunkedge.settings import REDIS_ENV, SETTINGS_ENV, Settings, load_settings
 from trunkedge.store.schema import Keys
 
 DEFAULT_SETTINGS = Path("/etc/trunkedge/settings.yaml")
@@ -32,11 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS,
                         help=f"settings YAML (default ${SETTINGS_ENV} or {DEFAULT_SETTINGS})")
     common.add_argument("--redis", default=argparse.SUPPRESS,
-                        help="Redis URL (default: the settings' redis.url)")
+                        help=f"Redis URL (default ${REDIS_ENV} or the settings' redis.url)")
     common.add_argument("--prefix", default=argparse.SUPPRESS,
-                        help="Redis key prefix (default: the settings' redis.prefix)")
+                        help="Redis key prefix (default: the settings' redis.prefix, "
+                             f"else {Keys.prefix})")
     common.add_argument("--realm", default=argparse.SUPPRESS,
-                        help="digest realm (default: the settings' base_domain)")
+                        help="digest realm, needed for accounts "
+                             "(default: the settings' base_domain)")
 
     p = argparse.ArgumentParser(prog="trunkedge", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -102,12 +105,16 @@ def _settings(args: argparse.Namespace, required: bool) -> Settings | None:
 
 
 def _provisioner(args: argparse.Namespace) -> Provisioner:
-    settings = _settings(args, required=not (args.redis and args.realm))
-    url = args.redis or os.environ.get("TRUNKEDGE_REDIS") or (settings and settings.redis.url)
+    """Redis from --redis, $TRUNKEDGE_REDIS or the settings (needed only without either);
+    the prefix and the realm from the options, else the settings; no realm: no accounts."""
+    url = args.redis or os.environ.get(REDIS_ENV)
+    settings = _settings(args, required=not url)
+    if settings is not None:
+        url = url or settings.redis.url
     prefix = args.prefix if args.prefix is not None else (
         settings.redis.prefix if settings else Keys.prefix)
-    realm = args.realm or (settings.realm if settings else "")
-    assert url and realm
+    realm = args.realm or (settings.realm if settings else None)
+    assert url
     return Provisioner(redis.Redis.from_url(url, socket_timeout=5), Keys(prefix), realm)
 
 
@@ -120,6 +127,16 @@ def _password(args: argparse.Namespace) -> str:
     if getpass.getpass("again: ") != first:
         raise ConfigError("password", "the two entries differ")
     return first
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 domain`, `2 ACLs`, `0 accounts`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _import_summary(spec: ConfigSpec) -> str:
+    return (f"imported {_count(len(spec.domains), 'domain')}, {_count(len(spec.acls), 'ACL')}, "
+            f"{_count(spec.account_count(), 'account')}")
 
 
 def _print_yaml(data: Any) -> None:
@@ -146,8 +163,7 @@ def execute(args: argparse.Namespace) -> None:
             raise ConfigError("file", f"cannot read {args.file}: {e}") from e
         spec = parse_config(raw, prov.realm)
         prov.import_config(spec)
-        print(f"imported {len(spec.domains)} domains, {len(spec.acls)} ACLs, "
-              f"{sum(len(a.accounts) for a in spec.acls.values())} accounts")
+        print(_import_summary(spec))
     elif args.cmd == "export":
         text = yaml.dump(dump_config(prov.export_config(), prov.realm), Dumper=_SAFE_DUMPER,
                          sort_keys=False)
@@ -214,6 +230,7 @@ def _acl(prov: Provisioner, args: argparse.Namespace) -> None:
     elif op == "remove-ip":
         prov.acl_remove_ip(args.acl, args.cidr)
     elif op == "add-account":
+        edge_realm(prov.realm)  # refused before the password is asked for
         prov.acl_add_account(args.acl, args.username, _password(args))
     elif op == "remove-account":
         prov.acl_remove_account(args.acl, args.username)

@@ -168,3 +168,20 @@ def test_each_admission_rule_gives_its_decision(case: Case) -> None:
     assert verified in ([], [case.creds], [None])
     if isinstance(got, Refuse) and got.detail == "unknown-or-foreign-account":
         assert verified == [None]
+
+
+def test_an_anonymous_from_is_no_other_user_than_the_credentials() -> None:
+    facts = CallFacts(source_ip=OTHER, ruri_user="+3123456789", from_user="anonymous",
+                      credentials=credentials_for_realm([
+                          f'Digest username="31000000", realm="{REALM}", nonce="n", '
+                          f'uri="sip:x", response="r"'], REALM))
+    lookup = Lookup(DomainView("acme", (ACCOUNTS,)), ALICE, nonce_claimed=True)
+
+    def ok(account: AccountView | None) -> Verdict:
+        return Verdict(Outcome.OK if account else Outcome.WRONG, "")
+
+    named = decide(DEFAULT_FORM, facts, lookup, ok, realm=REALM, plan=PLAN)
+    assert named == forbidden("auth-user-not-from-user")
+    anonymous = CallFacts(**{**facts.__dict__, "anonymous": True})
+    assert decide(DEFAULT_FORM, anonymous, lookup, ok, realm=REALM, plan=PLAN) == \
+        Admit(EUROPE_FIRST, "acct", "31000000")

@@ -149,3 +149,58 @@ def test_caller_ids_allow_exact_numbers_and_prefix_ranges() -> None:
     ids = CallerIds(allow=("+3120*", "+4420000000"))
     assert ids.allows("+31201234567") and ids.allows("+4420000000")
     assert not ids.allows("+4420000001") and not ids.allows("+3121000000")
+
+
+ACCOUNT = "31000000"
+ACCOUNT_CASES = [
+    # id, from, PPI, caller IDs, expected (asserted, private) or refusal
+    ("softphone: From user is the username", f"sip:{ACCOUNT}@acme.{BASE}", None, IDS_REJECT,
+     (DEFAULT, False)),
+    ("softphone, username any case", f"<sip:{ACCOUNT}@acme.{BASE};transport=tcp>", None,
+     IDS_REJECT, (DEFAULT, False)),
+    ("softphone, account without a default", f"sip:{ACCOUNT}@x", None,
+     CallerIds(allow=(OWN,), policy="reject"), "no-default-caller-id"),
+    ("account presenting its own number", f"sip:{OWN}@x", None, IDS_REJECT, (OWN, False)),
+    ("account presenting a foreign number is still refused", f"sip:{OTHER}@x", None,
+     IDS_REJECT, "caller-id-not-allowed"),
+    ("account's PPI still counts", f"sip:{ACCOUNT}@x", f"<sip:{OTHER}@x>", IDS_REJECT,
+     "caller-id-not-allowed"),
+    ("anonymous account gets its default, private", ANON, None, IDS_REJECT, (DEFAULT, True)),
+    ("anonymous account without a default", ANON, None, CallerIds(allow=(OWN,)),
+     "no-default-caller-id"),
+]
+
+
+@pytest.mark.parametrize(("from_uri", "ppi", "ids", "want"), [c[1:] for c in ACCOUNT_CASES],
+                         ids=[c[0] for c in ACCOUNT_CASES])
+def test_an_account_that_presents_no_number_gets_its_default_caller_id(
+        from_uri: str, ppi: str | None, ids: CallerIds, want: tuple[str, bool] | str) -> None:
+    got = settle(IdentityFacts(from_uri, ppi, None, account=ACCOUNT), ids, BASE)
+    if isinstance(want, str):
+        assert got == IdentityRefused(want)
+        return
+    assert isinstance(got, IdentityEdits)
+    assert (got.asserted, got.private) == want
+
+
+@pytest.mark.parametrize(("from_uri", "anonymous"), [
+    ("sip:anonymous@anonymous.invalid", True),
+    ('"Anonymous" <sip:Anonymous@anoymous.invalid>', True),  # sic, as PBXs write it
+    ("<sip:anonymous@pbx.example.com>", True),
+    ("sip:anonymous@192.0.2.10:5060;transport=udp", True),
+    ("sips:ANONYMOUS@x", True),
+    ("sip:caller@anonymous.invalid", True),
+    ("<sip:restricted@pbx.example.com>", True),
+    ("sip:Unavailable@x", True),
+    ("sip:private@x", True),
+    ("sip:withheld@x", True),
+    ("sip:unknown@x", True),
+    ("sip:+31201234567@x", False),
+    ("sip:anonymousx@x", False),
+    ("tel:anonymous", False),
+    ("sip:x.invalid", False),
+    ("", False),
+])
+def test_a_withheld_number_in_any_common_form_asks_for_privacy(from_uri: str,
+                                                               anonymous: bool) -> None:
+    assert is_anonymous(from_uri) is anonymous

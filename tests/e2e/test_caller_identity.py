@@ -24,6 +24,7 @@ OWN, OWN2, DEFAULT = "+31205550101", "+31205550102", "+31205550000"
 ACCOUNT_NUMBER = "+31205550100"
 SPOOF = "+19995550123"
 USER, PASSWORD = "31000000", "pw-identity"
+SOFTPHONE = "31000002"  # an account with a default caller ID, as a softphone is set up
 CONNECTED = "<sip:+442000000000@pop.example.net;user=phone>"
 ANON_FROM = {"from_display": '"Anonymous" ', "from_user": "anonymous",
              "from_host": "anonymous.invalid"}
@@ -41,8 +42,12 @@ def eu1(edge: Edge, gateways: dict[str, Gateway]) -> Iterator[Gateway]:
                 "allow": ["+3120555*"], "default": DEFAULT, "policy": "replace"}},
             "strict": {"ips": [f"{STRICT_PBX}/32"], "caller_ids": {
                 "allow": ["+3120555*"], "policy": "reject"}},
-            "roaming": {"accounts": [{"username": USER, "password": PASSWORD, "caller_ids": {
-                "allow": [ACCOUNT_NUMBER], "policy": "reject"}}]},
+            "roaming": {"accounts": [
+                {"username": USER, "password": PASSWORD, "caller_ids": {
+                    "allow": [ACCOUNT_NUMBER], "policy": "reject"}},
+                {"username": SOFTPHONE, "password": PASSWORD, "caller_ids": {
+                    "allow": [ACCOUNT_NUMBER], "default": ACCOUNT_NUMBER,
+                    "policy": "reject"}}]},
         },
         "domains": {"acme": {"acls": ["office", "strict", "roaming"]}},
     })
@@ -199,3 +204,38 @@ def test_far_end_bye_leaves_the_trusted_realm_without_pai_when_private(
     finally:
         pinned.stop()
         hangs_up.stop()
+
+
+@pytest.mark.parametrize("anonymous", [
+    {"from_display": '"Anonymous" ', "from_user": "Anonymous", "from_host": "anoymous.invalid"},
+    {"from_user": "anonymous", "from_host": "pbx.example.com"},
+    {"from_user": "restricted", "from_host": "pbx.example.com"},
+], ids=["documented-typo", "anonymous-at-pbx", "restricted"])
+def test_common_withheld_forms_are_anonymous(edge: Edge, eu1: Gateway, tmp_path: Path,
+                                             anonymous: dict[str, str]) -> None:
+    at = eu1.mark()
+    r = call(edge, tmp_path, "call_answered_privately", **anonymous)
+    assert r.ok, r.explain()
+    got = received(eu1, at)
+    assert got["pai"] == pai(DEFAULT) and got["privacy"] == "id"
+    assert f"{anonymous['from_user']}@{anonymous['from_host']}" in got["from"]
+
+
+def test_a_softphone_account_gets_its_default_caller_id(edge: Edge, eu1: Gateway,
+                                                        tmp_path: Path) -> None:
+    at = eu1.mark()
+    r = call(edge, tmp_path, "call_answered_after_challenge", source=ROAMING,
+             from_user=SOFTPHONE, auth=(SOFTPHONE, PASSWORD))
+    assert r.ok and r.landed == ["eu1"], r.explain()
+    got = received(eu1, at)
+    assert got["pai"] == pai(ACCOUNT_NUMBER) and got["privacy"] == ""
+
+
+def test_a_digest_account_calls_anonymously(edge: Edge, eu1: Gateway, tmp_path: Path) -> None:
+    at = eu1.mark()
+    r = call(edge, tmp_path, "call_answered_after_challenge", source=ROAMING,
+             auth=(SOFTPHONE, PASSWORD), **ANON_FROM)
+    assert r.ok and r.landed == ["eu1"], r.explain()
+    got = received(eu1, at)
+    assert got["pai"] == pai(ACCOUNT_NUMBER) and got["privacy"] == "id"
+    assert got["from"].lower().startswith("\"anonymous\" <sip:anonymous@anonymous.invalid>")

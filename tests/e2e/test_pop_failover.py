@@ -132,6 +132,10 @@ def test_all_eu_down_lands_on_us1(fresh: Pops, tmp_path: Path) -> None:
     r = fresh.call(tmp_path, f"acme.{BASE}")
     assert r.ok, r.explain()
     assert r.landed == ["us1"]
+    log = fresh.edge.log()
+    for pop in ("eu1", "eu2"):  # dispatcher's event reaches the script and is logged
+        assert f"trunkedge: gateway down {fresh.gw[pop].uri}" in log
+    assert "TypeError" not in log
 
 
 def test_pinned_us1_down_lands_on_us2(fresh: Pops, tmp_path: Path) -> None:

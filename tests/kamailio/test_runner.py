@@ -1,19 +1,42 @@
-"""The Kamailio wrapper config rendered from the settings, and what Kamailio makes of it:
-`kamailio -c` parses the rendered config (with the real kamailio/kamailio.cfg, its
-`#!ifdef`s and its `loadmodule`s) without starting, and logs each module it loads."""
+"""`trunkedge run` without starting Kamailio. The wrapper config rendered from the settings,
+and what Kamailio makes of it: `kamailio -c` parses the rendered config (with the real
+kamailio/kamailio.cfg, its `#!ifdef`s and its `loadmodule`s) without starting, and logs each
+module it loads. The environment Kamailio gets, and the secret (configured, or agreed on
+through Redis)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
-from trunkedge.kamailio.runner import MAIN_CFG, PY_ENTRY, kamailio_argv, render
-from trunkedge.settings import Settings, load_settings, parse_settings
+from harness import RedisServer, free_port
+from trunkedge.cli import main
+from trunkedge.core.errors import ConfigError
+from trunkedge.kamailio import runner
+from trunkedge.kamailio.runner import (
+    MAIN_CFG,
+    PY_ENTRY,
+    agree_on_secret,
+    configured_secret,
+    edge_secret,
+    kamailio_argv,
+    kamailio_environment,
+    render,
+    run,
+    shared_secret,
+)
+from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings, parse_settings
+from trunkedge.store.schema import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "settings.yaml"
@@ -82,3 +105,131 @@ def test_topoh_is_loaded_exactly_when_topology_hiding_is_on(tmp_path: Path, on: 
     loaded = modules_kamailio_loads(cfg)
     assert set(MODULES) <= loaded, sorted(set(MODULES) - loaded)  # the log was read right
     assert ("topoh" in loaded) == on, sorted(loaded)
+
+
+# -- the environment Kamailio runs in --------------------------------------------------------
+
+def test_kamailio_environment_names_debians_python_whatever_the_caller_says() -> None:
+    caller = {"PATH": "/root/.pyenv/shims:/opt/conda/bin:/usr/bin:/usr/local/bin",
+              "PYTHONHOME": "/opt/conda", "PYTHONPATH": "/opt/conda/lib/python3.11",
+              "PYTHONSTARTUP": "/root/.pythonrc", "PYTHONUSERBASE": "/root/.local",
+              "PYTHONPLATLIBDIR": "lib64", "PYTHONUNBUFFERED": "1",
+              "TRUNKEDGE_VENV": "/srv/venv", "HOME": "/root"}
+    before = dict(caller)
+    env = kamailio_environment(caller, "/usr")
+    assert env["PATH"] == "/usr/sbin:/usr/bin:/sbin:/bin:/root/.pyenv/shims:/opt/conda/bin:" \
+                          "/usr/local/bin"
+    assert env["PYTHONHOME"] == "/usr" and env["PYTHONNOUSERSITE"] == "1"
+    for dropped in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONPLATLIBDIR"):
+        assert dropped not in env
+    assert env["PYTHONUNBUFFERED"] == "1" and env["TRUNKEDGE_VENV"] == "/srv/venv"
+    assert env["HOME"] == "/root" and caller == before
+    assert kamailio_environment({}, "/usr")["PATH"] == "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_the_venv_is_built_on_the_python_kamailio_embeds() -> None:
+    """sys.base_prefix, which `run` gives Kamailio as PYTHONHOME, holds the standard
+    library of the libpython that app_python3 is linked to."""
+    module = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_python3.so")
+    if not module.exists():
+        pytest.fail("kamailio-python3-modules is not installed: run scripts/setup.sh")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    linked = subprocess.run(["ldd", str(module)], capture_output=True, text=True).stdout
+    assert f"libpython{version}.so" in linked, linked
+    assert sys.base_prefix == "/usr"
+    assert (Path(sys.base_prefix) / "lib" / f"python{version}" / "os.py").exists()
+
+
+class Exec(Exception):
+    """Raised in place of os.execve: what `run` would have started Kamailio with."""
+
+
+def fake_execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+    raise Exec(path, argv, env)
+
+
+def test_run_starts_kamailio_in_that_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "execve", fake_execve)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin")
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "bogus"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "bogus"))
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    with pytest.raises(Exec) as ran:
+        run(load_settings(EXAMPLE), tmp_path / "run")
+    path, argv, env = ran.value.args
+    assert argv[0] == path and argv[1:3] == ["-f", str(tmp_path / "run" / "kamailio.cfg")]
+    assert env["PATH"] == f"/usr/sbin:/usr/bin:/sbin:/bin:{tmp_path}"
+    assert env["PYTHONHOME"] == sys.base_prefix and "PYTHONPATH" not in env
+    assert env["TRUNKEDGE_VENV"] == sys.prefix and env[SETTINGS_ENV] == str(EXAMPLE.resolve())
+    assert env[SECRET_ENV] == "change-me-shared-by-all-edges"  # the example's auth.secret
+
+
+# -- the secret ------------------------------------------------------------------------------
+
+def without_secret(redis_url: str, prefix: str) -> Settings:
+    doc = dict(yaml.safe_load(EXAMPLE.read_text()))
+    doc["auth"] = {**doc["auth"], "secret": ""}
+    doc["redis"] = {"url": redis_url, "prefix": prefix, "timeout_ms": 100}
+    return parse_settings(doc)
+
+
+def test_a_configured_secret_wins_the_environment_first() -> None:
+    settings = load_settings(EXAMPLE)
+    assert configured_secret(settings, {}) == "change-me-shared-by-all-edges"
+    assert configured_secret(settings, {SECRET_ENV: "from-env"}) == "from-env"
+    assert configured_secret(without_secret("redis://127.0.0.1:1/0", "p:"), {}) == ""
+    # configured: Redis is never asked (port 1 would refuse)
+    assert edge_secret(settings, {}) == "change-me-shared-by-all-edges"
+
+
+def test_edges_without_a_secret_agree_on_one_kept_in_redis(redis_server: RedisServer) -> None:
+    client, key = redis_server.client(), Keys("te-unit-runner:").secret
+    assert key == "te-unit-runner:secret"
+    client.delete(key)
+    first, created = agree_on_secret(client, key)
+    assert created and re.fullmatch(r"[0-9a-f]{32}", first)
+    assert agree_on_secret(client, key) == (first, False)
+    settings = without_secret(redis_server.url, "te-unit-runner:")
+    assert edge_secret(settings, {}) == first == client.get(key).decode()
+    client.set(key, 'bad"secret')
+    with pytest.raises(ConfigError, match="auth.secret"):
+        agree_on_secret(client, key)
+    client.delete(key)
+
+
+def test_no_secret_and_no_redis_is_refused_after_a_bounded_wait() -> None:
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.1)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as refused:
+        shared_secret(client, "p:secret", wait_s=0.6, retry_s=0.1)
+    assert 0.5 <= time.monotonic() - started < 2
+    assert refused.value.field == "auth.secret" and "p:secret" in refused.value.message
+
+
+def test_the_wait_ends_as_soon_as_redis_answers(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    later = threading.Timer(0.5, server.start)
+    later.start()
+    try:
+        secret, created = shared_secret(server.client(), "p:secret", wait_s=10, retry_s=0.1)
+        assert created and server.client().get("p:secret") == secret.encode()
+    finally:
+        later.join()
+        server.stop(save=False)
+
+
+def test_trunkedge_run_exits_2_naming_auth_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    doc = dict(yaml.safe_load(EXAMPLE.read_text()))
+    doc["auth"] = {**doc["auth"], "secret": ""}
+    doc["redis"] = {"url": f"redis://127.0.0.1:{free_port()}/0"}
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(os, "execve", fake_execve)
+    monkeypatch.setattr(runner, "SECRET_WAIT_S", 0.3)
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    assert main(["run", "--config", str(config), "--rundir", str(tmp_path / "run")]) == 2
+    assert "error: auth.secret: not set, and Redis did not answer" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "kamailio.cfg").exists()

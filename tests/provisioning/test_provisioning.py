@@ -6,18 +6,19 @@ import io
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import yaml
 
+import trunkedge.cli
 from harness import VENV_BIN, RedisServer
 from trunkedge.cli import main
 from trunkedge.provisioning.validation import parse_config
 from trunkedge.provisioning.writer import Provisioner
-from trunkedge.settings import RedisSettings
+from trunkedge.settings import REDIS_ENV, SETTINGS_ENV, RedisSettings
 from trunkedge.store.client import RedisPyTransport
 from trunkedge.store.reads import Store
 from trunkedge.store.schema import Keys
@@ -119,8 +120,8 @@ def test_show_and_list_reflect_each_change_and_delete_removes(cli) -> None:  # t
     seed(cli)
     assert cli("domain", "list").stdout.split() == ["acme"]
     shown = yaml.safe_load(cli("acl", "show", "office").stdout)
-    assert shown == {"acl": "office", "ips": ["192.0.2.0/24"], "accounts": ["31000000"],
-                     "domains": ["acme"]}
+    assert shown == {"acl": "office", "ips": ["192.0.2.0/24"],
+                     "accounts": [{"username": "31000000"}], "domains": ["acme"]}
     assert yaml.safe_load(cli("domain", "show", "ACME").stdout)["acls"] == ["office"]
     assert cli("domain", "set-pop", "acme", "us2").returncode == 0
     assert yaml.safe_load(cli("domain", "show", "acme").stdout)["pop"] == "us2"
@@ -146,6 +147,125 @@ def test_caller_ids_are_kept_per_acl_and_per_account_and_cleared_when_empty(cli)
                                                    "policy": "reject"}
     assert cli("acl", "caller-ids", "office").returncode == 0  # nothing: cleared
     assert "caller_ids" not in yaml.safe_load(cli("export").stdout)["acls"]["office"]
+
+
+def test_acl_show_gives_the_caller_ids_of_the_acl_and_of_each_account(cli) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    assert cli("acl", "caller-ids", "office", "--allow", "+3120*", "--default",
+               "+31200000000", "--policy", "replace").returncode == 0
+    assert cli("acl", "caller-ids", "office", "--user", "31000000", "--allow",
+               "+31201234567").returncode == 0
+    shown = yaml.safe_load(cli("acl", "show", "office").stdout)
+    exported = yaml.safe_load(cli("export").stdout)["acls"]["office"]
+    assert shown["caller_ids"] == exported["caller_ids"] == {
+        "allow": ["+3120*"], "default": "+31200000000", "policy": "replace"}
+    assert shown["accounts"] == [{"username": "31000000", "caller_ids": {
+        "allow": ["+31201234567"], "policy": "reject"}}]  # never the HA1s
+    assert cli("acl", "caller-ids", "office").returncode == 0
+    assert cli("acl", "caller-ids", "office", "--user", "31000000").returncode == 0
+    assert "caller_ids" not in cli("acl", "show", "office").stdout
+
+
+@pytest.mark.parametrize(
+    ("doc", "summary"),
+    [
+        ({"acls": {"office": {"accounts": [{"username": "u1", "password": "p"}]}, "pbx": {}},
+          "domains": {"acme": {"acls": ["office", "pbx"]}}},
+         "imported 1 domain, 2 ACLs, 1 account"),
+        ({"acls": {"office": {"accounts": [{"username": "u1", "password": "p"},
+                                           {"username": "u2", "password": "p"}]}},
+          "domains": {"acme": {}, "globex": {}}},
+         "imported 2 domains, 1 ACL, 2 accounts"),
+        ({}, "imported 0 domains, 0 ACLs, 0 accounts"),
+    ],
+)
+def test_import_counts_in_the_singular_and_the_plural(  # type: ignore[no-untyped-def]
+        cli, tmp_path: Path, doc: dict[str, object], summary: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    r = cli("import", str(f))
+    assert (r.returncode, r.stdout) == (0, summary + "\n"), r.stderr
+
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def bare_url(server: RedisServer) -> str:
+    """A database of its own on the tests' Redis, for the schema's default prefix."""
+    return server.url.rsplit("/", 1)[0] + "/9"
+
+
+@pytest.fixture
+def bare_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(bare_url(redis_server))
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def bare_cli(redis_server: RedisServer, bare_db: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The command line with no settings file anywhere and no --prefix or --realm:
+    Redis from --redis, or from $TRUNKEDGE_REDIS with `env=True`."""
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    monkeypatch.delenv(REDIS_ENV, raising=False)
+    monkeypatch.setattr(trunkedge.cli, "DEFAULT_SETTINGS", tmp_path / "no-settings.yaml")
+    url = bare_url(redis_server)
+
+    def run(*args: str, env: bool = False) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        if env:
+            monkeypatch.setenv(REDIS_ENV, url)
+        argv = [*(() if env else ("--redis", url)), *args]
+        code = main(argv)
+        monkeypatch.delenv(REDIS_ENV, raising=False)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+    return run
+
+
+@pytest.mark.parametrize("env", [False, True], ids=["--redis", "$TRUNKEDGE_REDIS"])
+def test_changes_without_accounts_need_only_redis(
+        bare_cli: Cli, bare_db: redis.Redis, tmp_path: Path, env: bool) -> None:
+    for args in (("domain", "create", "acme"), ("acl", "create", "office"),
+                 ("acl", "add-ip", "office", "192.0.2.0/24"),
+                 ("acl", "caller-ids", "office", "--allow", "+3120*"),
+                 ("domain", "attach", "acme", "office"), ("domain", "set-pop", "acme", "us1")):
+        r = bare_cli(*args, env=env)
+        assert r.returncode == 0, (args, r.stderr)
+    assert bare_cli("domain", "list", env=env).stdout.split() == ["acme"]
+    assert yaml.safe_load(bare_cli("acl", "show", "office", env=env).stdout)["domains"] == ["acme"]
+    assert bare_db.sismember(f"{Keys.prefix}domains", "acme")
+    exported = bare_cli("export", env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert "realm" not in yaml.safe_load(exported.stdout)
+    f = tmp_path / "c.yaml"
+    f.write_text(exported.stdout)
+    assert bare_cli("import", str(f), env=env).returncode == 0
+    assert bare_cli("export", env=env).stdout == exported.stdout
+
+
+def test_accounts_without_a_realm_are_refused_naming_realm(
+        bare_cli: Cli, bare_db: redis.Redis, tmp_path: Path) -> None:
+    assert bare_cli("acl", "create", "office").returncode == 0
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"acls": {"office": {"accounts": [
+        {"username": "u1", "password": "p"}]}}}))
+    before = {k: bare_db.dump(k) for k in bare_db.scan_iter()}
+    for args in (("acl", "add-account", "office", "31000000", "--password", "pw"),
+                 ("acl", "add-account", "office", "31000000"),  # refused before any prompt
+                 ("import", str(f))):
+        r = bare_cli(*args)
+        assert r.returncode == 2, (args, r)
+        assert r.stderr.startswith("trunkedge: error: --realm: give the digest realm"), r.stderr
+    assert {k: bare_db.dump(k) for k in bare_db.scan_iter()} == before
+    Provisioner(bare_db, Keys(), REALM).acl_add_account("office", "u1", "pw")
+    r = bare_cli("export")
+    assert r.returncode == 2 and "error: --realm: " in r.stderr, r
+    assert bare_cli("--realm", REALM, "export").returncode == 0
 
 
 def test_an_export_imports_back_to_the_same_configuration(  # type: ignore[no-untyped-def]

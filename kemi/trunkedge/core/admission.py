@@ -38,6 +38,7 @@ class CallFacts:
     ruri_user: str
     from_user: str
     credentials: Credentials | None  # the request's credentials for our realm, if any
+    anonymous: bool = False  # the From withholds the caller (identity.is_anonymous)
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def _authenticate(facts: CallFacts, lookup: Lookup, verify: Verifier, realm: str
     creds = facts.credentials
     if creds is None:
         return Challenge()
-    if creds.username != facts.from_user:
-        return forbidden(Reason.AUTH_USER_NOT_FROM_USER)
+    if creds.username != facts.from_user and not facts.anonymous:
+        return forbidden(Reason.AUTH_USER_NOT_FROM_USER)  # an anonymous From names nobody
     account = lookup.account
     usable = (account is not None and account.username == creds.username
               and account.acl in candidates and account.realm.lower() == realm.lower())

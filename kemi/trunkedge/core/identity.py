@@ -55,11 +55,12 @@ NO_CALLER_IDS = CallerIds()
 
 @dataclass(frozen=True)
 class IdentityFacts:
-    """What the customer's request says about who calls."""
+    """What the customer's request says about who calls, and who was authenticated."""
 
     from_uri: str
     preferred: str | None  # P-Preferred-Identity value, if any
     privacy: str | None  # Privacy value, if any
+    account: str | None = None  # the authenticated username (None: admitted by address)
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,28 @@ def uri_number(value: str) -> str | None:
     return normalize_number(user)
 
 
+WITHHELD_USERS = frozenset({"anonymous", "restricted", "unavailable", "unknown", "private",
+                            "withheld"})
+"""From users that PBXs write for a withheld number: each asks for privacy, like RFC 3323's
+sip:anonymous@anonymous.invalid (§4.1.1.3)."""
+ANONYMOUS_HOST = "anonymous.invalid"
+
+
+def uri_user_host(uri: str) -> tuple[str, str] | None:
+    """(user, host) of a sip:/sips: URI or name-addr, lower-cased; None if it has no user."""
+    m = _URI_IN_BRACKETS.search(uri)
+    scheme, _, rest = (m.group(1) if m else uri).strip().partition(":")
+    if scheme.lower() not in ("sip", "sips") or "@" not in rest:
+        return None
+    user, _, host = rest.split(";", 1)[0].rpartition("@")
+    return user.split(":", 1)[0].lower(), host.split(":", 1)[0].split(">", 1)[0].lower()
+
+
 def is_anonymous(from_uri: str) -> bool:
-    """RFC 3323 anonymous From: sip:anonymous@anonymous.invalid (any case)."""
-    uri = from_uri.strip().lower()
-    return uri.split(";", 1)[0] in ("sip:anonymous@anonymous.invalid",
-                                    "sips:anonymous@anonymous.invalid")
+    """A From that withholds the caller: user `anonymous` on any host, host
+    `anonymous.invalid` (RFC 3323 §4.1.1.3), or one of WITHHELD_USERS (any case)."""
+    parts = uri_user_host(from_uri)
+    return parts is not None and (parts[0] in WITHHELD_USERS or parts[1] == ANONYMOUS_HOST)
 
 
 def privacy_values(value: str | None) -> tuple[str, ...]:
@@ -129,20 +147,18 @@ def privacy_values(value: str | None) -> tuple[str, ...]:
 def settle(
     facts: IdentityFacts, ids: CallerIds, base_domain: str
 ) -> IdentityEdits | IdentityRefused:
-    """Decide the asserted identity and privacy of an admitted call."""
+    """Decide the asserted identity and privacy of an admitted call (RFC 3325 §9.1).
+
+    The presented number is P-Preferred-Identity's, else the From user's. An authenticated
+    account whose From user is its own username, or who calls anonymously, presents no
+    number: it gets its default caller ID, whatever the policy (that number is its own).
+    """
     anonymous = is_anonymous(facts.from_uri)
     requested = privacy_values(facts.privacy)
     private = anonymous or bool(HIDE_IDENTITY.intersection(requested))
-
-    presented = (uri_number(facts.preferred) if facts.preferred is not None
-                 else None if anonymous else uri_number(facts.from_uri))
-    if presented is not None and ids.allows(presented):
-        asserted = presented
-    elif ids.policy == "replace" and ids.default:
-        asserted = ids.default
-    else:
-        return IdentityRefused(Reason.CALLER_ID_NOT_ALLOWED if presented or not anonymous
-                               else Reason.ANONYMOUS_WITHOUT_IDENTITY)
+    asserted = _asserted(facts, ids, anonymous)
+    if isinstance(asserted, IdentityRefused):
+        return asserted
 
     remove = list(REMOVED)
     add = [f"P-Asserted-Identity: <sip:{asserted}@{base_domain};user=phone>"]
@@ -155,6 +171,31 @@ def settle(
         if values:
             add.append("Privacy: " + ";".join(values))
     return IdentityEdits(tuple(remove), tuple(add), asserted, private)
+
+
+def _asserted(facts: IdentityFacts, ids: CallerIds, anonymous: bool) -> str | IdentityRefused:
+    """The number to assert, or why there is none."""
+    if facts.preferred is not None:
+        presented = uri_number(facts.preferred)
+    elif anonymous or _is_own_username(facts):
+        if facts.account is not None:
+            return ids.default or IdentityRefused(Reason.NO_DEFAULT_CALLER_ID)
+        presented = None
+    else:
+        presented = uri_number(facts.from_uri)
+    if presented is not None and ids.allows(presented):
+        return presented
+    if ids.policy == "replace" and ids.default:
+        return ids.default
+    return IdentityRefused(Reason.CALLER_ID_NOT_ALLOWED if presented or not anonymous
+                           else Reason.ANONYMOUS_WITHOUT_IDENTITY)
+
+
+def _is_own_username(facts: IdentityFacts) -> bool:
+    """The From user is the authenticated account's username: no presentation attempt."""
+    parts = uri_user_host(facts.from_uri)
+    return facts.account is not None and parts is not None and \
+        parts[0] == facts.account.lower()
 
 
 def parse_caller_ids(allow: Sequence[str], default: str | None, policy: str) -> CallerIds:

@@ -23,6 +23,7 @@ class Reason(enum.StrEnum):
     NO_POP_CONFIGURED = "no-pop-configured"
     CALLER_ID_NOT_ALLOWED = "caller-id-not-allowed"
     ANONYMOUS_WITHOUT_IDENTITY = "anonymous-without-identity"
+    NO_DEFAULT_CALLER_ID = "no-default-caller-id"  # an account presenting none has none
     STORE_UNAVAILABLE = "store-unavailable"
     NO_GATEWAY_UP = "no-gateway-up"
     ALL_GATEWAYS_FAILED = "all-gateways-failed"

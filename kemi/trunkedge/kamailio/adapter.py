@@ -86,7 +86,9 @@ class Edge:
         guarded(lambda: watcher.run_for(WATCH_S), "watcher")
         return 1
 
-    def ksr_dispatcher_event(self, event: str) -> int:
+    def ksr_dispatcher_event(self, msg: object, event: str) -> int:
+        """dispatcher's event_callback: app_python3 passes the message and the event name
+        ("dispatcher:dst-down", "dispatcher:dst-up")."""
         KSR.notice(f"trunkedge: gateway {event.split('-')[-1]} {pv('$ru')}\n")
         return 1
 

@@ -5,7 +5,7 @@ caller identity)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import KSR
 
@@ -20,7 +20,7 @@ from trunkedge.core.admission import (
     decide,
 )
 from trunkedge.core.errors import StoreUnavailable
-from trunkedge.core.identity import IdentityFacts, IdentityRefused, settle
+from trunkedge.core.identity import IdentityFacts, IdentityRefused, is_anonymous, settle
 from trunkedge.core.names import is_username
 from trunkedge.core.pops import POP_NAMES, PopPlan
 from trunkedge.core.reasons import Drop, Reason
@@ -55,11 +55,13 @@ def read_request(realm: str) -> InitialRequest:
         if value is None:
             break
         values.append(value)
+    from_uri = pv("$fu")
     return InitialRequest(
         host=pv("$rd"), method=pv("$rm"), ruri=pv("$ru"),
         call=CallFacts(source_ip=pv("$si"), ruri_user=pv("$rU"), from_user=pv("$fU"),
-                       credentials=digest.credentials_for_realm(values, realm)),
-        identity=IdentityFacts(pv("$fu"), KSR.hdr.get("P-Preferred-Identity"),
+                       credentials=digest.credentials_for_realm(values, realm),
+                       anonymous=is_anonymous(from_uri)),
+        identity=IdentityFacts(from_uri, KSR.hdr.get("P-Preferred-Identity"),
                                KSR.hdr.get("Privacy")),
     )
 
@@ -128,7 +130,8 @@ class Admission:
     def carry_out(self, request: InitialRequest, target: Target, decision: Decision,
                   lookup: Lookup, algorithms: tuple[str, ...]) -> None:
         if isinstance(decision, Admit):
-            identity = settle(request.identity, caller_ids_for(decision, lookup), self.realm)
+            facts = replace(request.identity, account=decision.username)
+            identity = settle(facts, caller_ids_for(decision, lookup), self.realm)
             if isinstance(identity, IdentityRefused):
                 refuse(Refuse(403, "Caller ID Not Allowed", identity.reason), target.domain)
             else:

@@ -34,28 +34,47 @@ def guarded(route: Callable[[], None], where: str) -> bool:
 
 class NdbTransport:
     """Redis through Kamailio's ndb_redis (a C client: nearly free per call). Arguments
-    that are not plain tokens travel as %s parameters (at most three per command)."""
+    that are not plain tokens travel as %s parameters (at most three per command).
+
+    ndb_redis logs every error reply at ERROR, so a script is never run by SHA before this
+    worker knows Redis has it: the first run is an EVAL with the source (which also
+    caches it in Redis), later ones EVALSHA; a NOSCRIPT (Redis restarted empty, or its
+    script cache flushed) sends the source again. The watcher loads every script when it
+    connects, so after a restart that one error is rare."""
 
     SAFE = re.compile(r"[A-Za-z0-9_.:+@=,-]+")
 
+    def __init__(self) -> None:
+        self.loaded: set[str] = set()  # SHAs this worker has run successfully
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         tokens, params = [], []
-        for arg in (script.sha, str(len(keys)), *keys, *args):
+        for arg in (str(len(keys)), *keys, *args):
             if self.SAFE.fullmatch(arg):
                 tokens.append(arg)
             else:
                 tokens.append("%s")
                 params.append(arg)
-        command = "EVALSHA " + " ".join(tokens)
-        for attempt in range(2):
-            if self._command(command, params) >= 0:
-                return KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>value)")
-            error = str(KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>info)") or "no answer")
-            if "NOSCRIPT" not in error or attempt:
+        tail = " ".join(tokens)
+        if script.sha in self.loaded:
+            if self._command(f"EVALSHA {script.sha} {tail}", params) >= 0:
+                return self._value()
+            error = self._error()
+            if "NOSCRIPT" not in error:
                 raise StoreUnavailable(f"redis: {error}")
-            if self._command("SCRIPT LOAD %s", [script.source]) < 0:
-                raise StoreUnavailable("redis: cannot load a script")
-        raise AssertionError("unreachable")
+            self.loaded.discard(script.sha)
+        if self._command(f"EVAL %s {tail}", [script.source, *params]) < 0:
+            raise StoreUnavailable(f"redis: {self._error()}")
+        self.loaded.add(script.sha)
+        return self._value()
+
+    @staticmethod
+    def _value() -> Any:
+        return KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>value)")
+
+    @staticmethod
+    def _error() -> str:
+        return str(KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>info)") or "no answer")
 
     @staticmethod
     def _command(command: str, params: list[str]) -> int:

@@ -7,8 +7,9 @@ import KSR
 
 from trunkedge.core import counters
 from trunkedge.core.admission import Admit, Refuse
+from trunkedge.core.border import removed_in_dialog, removed_initially
 from trunkedge.core.dialog_seal import DialogSeal
-from trunkedge.core.identity import REMOVED, IdentityEdits
+from trunkedge.core.identity import IdentityEdits
 from trunkedge.core.pops import POP_OF_SET, dispatcher_rules, gateway_unreachable, should_fail_over
 from trunkedge.core.reasons import Reason
 from trunkedge.kamailio import symbols
@@ -26,12 +27,14 @@ class Relay:
         self.retry_after = f"Retry-After: {settings.retry_after}\r\n"
         self.rules: dict[tuple[str, ...], str] = {}  # POP order -> ds_select_routes rules
         self.log_info = settings.kamailio.log_level >= 2  # INFO: one line per admission
+        internal = settings.routing.strip_reply_headers
+        self.removed_initially = removed_initially(internal)
+        self.removed_in_dialog = removed_in_dialog(internal)
 
     def call(self, admit: Admit, identity: IdentityEdits) -> None:
         """Relay to the first live gateway of the first POP; failover walks the rest."""
-        KSR.hdr.remove("Proxy-Authorization")  # the POP never sees the customer's digest
-        for name in identity.remove:
-            KSR.hdr.remove(name)
+        for name in dict.fromkeys((*self.removed_initially, *identity.remove)):
+            KSR.hdr.remove(name)  # the POP never sees the customer's route, digest, ...
         for line in identity.add:
             KSR.hdr.append(line + "\r\n")
         if identity.private:
@@ -99,8 +102,8 @@ class Relay:
 
     def sealed_route(self) -> None:
         """Relay along the Route set only with the edge's seal of this Call-ID; a request
-        from the customer loses the identity headers it may not send, one towards a
-        private customer the asserted identity."""
+        from the customer loses what may not cross the border (core.border), one towards
+        a private customer the asserted identity."""
         private = self.seal.check(KSR.hdr.get("Route"), pv("$ci"))
         if private is None:
             log_refusal(Refuse(403, "Forbidden", Reason.FORGED_ROUTE), "")
@@ -108,7 +111,7 @@ class Relay:
                 reply(403, "Forbidden")
             return
         if KSR.rr.is_direction("downstream") > 0:  # from the customer: never trusted
-            for name in REMOVED:
+            for name in self.removed_in_dialog:
                 KSR.hdr.remove(name)
             KSR.tm.t_on_reply(symbols.CB_PRIVATE_REPLY if private else symbols.CB_REPLY)
         elif private:  # towards the customer: outside the trusted realm

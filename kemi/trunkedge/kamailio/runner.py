@@ -8,17 +8,33 @@ import secrets
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import redis
 
 from trunkedge.core.errors import ConfigError
 from trunkedge.core.pops import dispatcher_list
 from trunkedge.kamailio import symbols
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings
+from trunkedge.store.client import connect
+from trunkedge.store.schema import Keys
 
 ROOT = Path(__file__).resolve().parents[3]
 MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
 PY_ENTRY = ROOT / "kamailio" / "edge.py"
+
+SYSTEM_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
+"""First on Kamailio's PATH: app_python3 finds its prefix from the `python3` there."""
+PYTHON_PATH_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONUSERBASE",
+                         "PYTHONEXECUTABLE", "PYTHONPLATLIBDIR", "PYTHONNOUSERSITE")
+"""The caller's variables that would point the embedded interpreter at other files."""
+
+SECRET_WAIT_S = 10.0  # how long `run` waits for Redis to agree on the shared secret
+SECRET_RETRY_S = 0.5
 
 
 def default_rundir(settings: Settings) -> Path:
@@ -106,15 +122,78 @@ def kamailio_argv(settings: Settings, cfg: Path, rundir: Path) -> list[str]:
     ]
 
 
+def kamailio_environment(environ: Mapping[str, str], base_prefix: str) -> dict[str, str]:
+    """`environ` for Kamailio, whose embedded Python must be the one at `base_prefix` (the
+    venv's base, Debian's /usr), whatever python3, PYTHONHOME or PYTHONPATH it names."""
+    env = {k: v for k, v in environ.items() if k not in PYTHON_PATH_VARIABLES}
+    rest = [d for d in environ.get("PATH", "").split(":") if d and d not in SYSTEM_PATH]
+    env["PATH"] = ":".join([*SYSTEM_PATH, *rest])
+    env["PYTHONHOME"] = base_prefix
+    env["PYTHONNOUSERSITE"] = "1"  # no ~/.local packages in front of the venv's
+    return env
+
+
+def configured_secret(settings: Settings, environ: Mapping[str, str]) -> str:
+    """TRUNKEDGE_SECRET, else auth.secret; "" when neither is set."""
+    return environ.get(SECRET_ENV) or settings.auth.secret
+
+
+def agree_on_secret(client: redis.Redis, key: str) -> tuple[str, bool]:
+    """The secret in `key`, created (random) by the first edge to ask; True if it was us.
+
+    One MULTI/EXEC (`SET NX`, `GET`): every edge of the Redis gets the same value."""
+    pipe: Any = client.pipeline(transaction=True)  # redis.client.Pipeline: untyped
+    pipe.set(key, secrets.token_hex(16), nx=True)
+    pipe.get(key)
+    created, value = pipe.execute()
+    text = value.decode(errors="replace") if isinstance(value, bytes) else ""
+    if not text or any(c in text for c in '!"\\') or not text.isprintable():
+        raise ConfigError("auth.secret", f"not set, and Redis key {key} holds no usable "
+                          "secret: delete it (the edges make a new one) or set auth.secret")
+    return text, bool(created)
+
+
+def shared_secret(client: redis.Redis, key: str, wait_s: float = SECRET_WAIT_S,
+                  retry_s: float = SECRET_RETRY_S) -> tuple[str, bool]:
+    """agree_on_secret, retried while Redis does not answer, for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return agree_on_secret(client, key)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            if time.monotonic() + retry_s > deadline:
+                raise ConfigError("auth.secret", (
+                    f"not set, and Redis did not answer for {wait_s:g} s ({type(e).__name__}):"
+                    f" edges without auth.secret share the one kept in Redis ({key}); start "
+                    "Redis, or set auth.secret (the same on every edge)")) from e
+            time.sleep(retry_s)
+        except redis.RedisError as e:
+            raise ConfigError("auth.secret", f"not set, and Redis refused to share the one "
+                              f"in {key}: {e}") from e
+
+
+def edge_secret(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The configured secret, else the one the edges sharing this Redis keep there."""
+    secret = configured_secret(settings, environ)
+    if secret:
+        return secret
+    key = Keys(settings.redis.prefix).secret
+    secret, created = shared_secret(connect(settings.redis), key, SECRET_WAIT_S)
+    done = "created it" if created else "using it"
+    print(f"trunkedge run: auth.secret not set: the secret is the one shared in Redis key "
+          f"{key} ({done})", file=sys.stderr, flush=True)
+    return secret
+
+
 def run(settings: Settings, rundir: Path | None) -> None:
     """Replace this process with Kamailio in the foreground (logs on stderr).
 
     Kamailio's main process handles SIGINT/SIGTERM by stopping all its children.
     """
     rundir = rundir or default_rundir(settings)
-    secret = os.environ.get(SECRET_ENV) or settings.auth.secret or secrets.token_hex(16)
+    secret = edge_secret(settings, os.environ)
     cfg = render(settings, rundir, secret)
-    env = dict(os.environ)
+    env = kamailio_environment(os.environ, sys.base_prefix)
     env[SETTINGS_ENV] = str(settings.source)
     env[SECRET_ENV] = secret
     env.setdefault("TRUNKEDGE_VENV", sys.prefix)

@@ -37,3 +37,6 @@ class ConfigSpec:
 
     acls: dict[str, AclSpec] = field(default_factory=dict)
     domains: dict[str, DomainSpec] = field(default_factory=dict)
+
+    def account_count(self) -> int:
+        return sum(len(acl.accounts) for acl in self.acls.values())

@@ -19,11 +19,12 @@ from trunkedge.provisioning.spec import AccountSpec, AclSpec, ConfigSpec, Domain
 
 
 # -- YAML import ------------------------------------------------------------------------
-def parse_config(raw: object, realm: str) -> ConfigSpec:
+def parse_config(raw: object, realm: str | None) -> ConfigSpec:
     """Validate a YAML document (see examples/demo-customer.yaml) into a ConfigSpec.
 
     Accounts give either `password` (hashed here, never stored) or `ha1` per algorithm
-    computed under the file's `realm`, which must be the edge's realm.
+    computed under the file's `realm`, which must be the edge's realm. Without the edge's
+    realm (None) only a document without accounts is valid.
     """
     doc = _document(raw, realm)
     spec = ConfigSpec()
@@ -47,8 +48,8 @@ def parse_config(raw: object, realm: str) -> ConfigSpec:
     return spec
 
 
-def _document(raw: object, realm: str) -> Mapping[Any, Any]:
-    """The top level: a mapping of realm, acls and domains, under the edge's realm."""
+def _document(raw: object, realm: str | None) -> Mapping[Any, Any]:
+    """The top level: a mapping of realm, acls and domains, under the edge's realm (if known)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -57,12 +58,12 @@ def _document(raw: object, realm: str) -> Mapping[Any, Any]:
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown key (expected realm, acls, domains)")
     file_realm = raw.get("realm", realm)
-    if file_realm != realm:
+    if realm is not None and file_realm != realm:
         raise ConfigError("realm", f"{file_realm!r} differs from the edge's realm {realm!r}")
     return raw
 
 
-def _parse_acl(a: str, body: object, realm: str, seen_users: dict[str, str]) -> AclSpec:
+def _parse_acl(a: str, body: object, realm: str | None, seen_users: dict[str, str]) -> AclSpec:
     """`acls.<a>`: ips, accounts and caller_ids (records its usernames in seen_users)."""
     body = _mapping_of(body or {}, ("ips", "accounts", "caller_ids"), f"acls.{a}")
     ips = _list_of(body.get("ips") or [], f"acls.{a}.ips", "addresses or CIDR ranges")
@@ -74,9 +75,10 @@ def _parse_acl(a: str, body: object, realm: str, seen_users: dict[str, str]) -> 
     return AclSpec(nets, accounts, _caller_ids(body.get("caller_ids"), f"acls.{a}.caller_ids"))
 
 
-def _parse_account(acct: object, where: str, acl: str, realm: str,
+def _parse_account(acct: object, where: str, acl: str, realm: str | None,
                    seen_users: dict[str, str]) -> tuple[str, AccountSpec]:
-    """One entry of `acls.<acl>.accounts`: its username and account."""
+    """One entry of `acls.<acl>.accounts`: its username and account (HA1s under `realm`)."""
+    realm = edge_realm(realm)
     if not isinstance(acct, Mapping):
         raise ConfigError(where, "must be {username, password} or {username, ha1}")
     u = names.username(acct.get("username"), f"{where}.username")
@@ -141,6 +143,13 @@ def _list_of(raw: object, where: str, what: str) -> list[Any]:
 
 
 # -- checks shared with the command line (Provisioner runs them before its transaction) --
+def edge_realm(realm: str | None) -> str:
+    """The edge's digest realm, which accounts need (their HA1s are computed under it)."""
+    if not realm:
+        raise ConfigError("--realm", "give the digest realm (the edge's base_domain) or --config")
+    return realm
+
+
 def check_references(spec: ConfigSpec) -> None:
     """Every ACL a domain lists is defined under `acls`."""
     for d, dom in spec.domains.items():
@@ -178,25 +187,33 @@ def check_algorithms(raw: object, where: str) -> list[str]:
 
 
 # -- YAML export ------------------------------------------------------------------------
-def dump_config(spec: ConfigSpec, realm: str) -> dict[str, Any]:
-    """The YAML-ready form of a configuration (HA1s only, never passwords)."""
+def dump_config(spec: ConfigSpec, realm: str | None) -> dict[str, Any]:
+    """The YAML-ready form of a configuration (HA1s only, never passwords).
+
+    Accounts need the edge's realm (their HA1s hold only under it); without accounts the
+    realm may be unknown (None), and the document then names none.
+    """
+    if spec.account_count():
+        realm = edge_realm(realm)
     return {
-        "realm": realm,
-        "acls": {
-            a: {
-                "ips": acl.networks,
-                "accounts": [{"username": u, "ha1": acct.ha1, **_dump_ids(acct.caller_ids)}
-                             for u, acct in acl.accounts.items()],
-                **_dump_ids(acl.caller_ids),
-            }
-            for a, acl in spec.acls.items()
-        },
+        **({"realm": realm} if realm else {}),
+        "acls": {a: dump_acl(acl) for a, acl in spec.acls.items()},
         "domains": {
             d: {"acls": dom.acls, **({"pop": dom.pop} if dom.pop else {}),
                 **({"algorithms": dom.algorithms} if dom.algorithms else {})}
             for d, dom in spec.domains.items()
         },
     }
+
+
+def dump_acl(acl: AclSpec, with_ha1: bool = True) -> dict[str, Any]:
+    """One ACL as `acls.<name>` of the YAML: ips, accounts, caller_ids (when configured).
+
+    Without `with_ha1` (`acl show`) the accounts are their usernames and caller IDs.
+    """
+    accounts = [{"username": u, **({"ha1": acct.ha1} if with_ha1 else {}),
+                 **_dump_ids(acct.caller_ids)} for u, acct in acl.accounts.items()]
+    return {"ips": acl.networks, "accounts": accounts, **_dump_ids(acl.caller_ids)}
 
 
 def _dump_ids(ids: CallerIds) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from trunkedge.provisioning.validation import (
     check_algorithms,
     check_caller_ids,
     check_references,
+    dump_acl,
+    edge_realm,
     password_ha1,
 )
 from trunkedge.store.schema import (
@@ -84,14 +86,11 @@ class ConfigReader:
         return _strs(self.redis.smembers(self.keys.acls))
 
     def acl_show(self, name: str) -> dict[str, Any]:
+        """The ACL as export has it (caller IDs included, HA1s left out), and its domains."""
         a = names.acl_name(name)
         self._need_acl(self.redis, a)
-        return {
-            "acl": a,
-            "ips": _strs(self.redis.smembers(self.keys.acl_nets(a))),
-            "accounts": _strs(self.redis.smembers(self.keys.acl_accounts(a))),
-            "domains": _strs(self.redis.smembers(self.keys.acl_domains(a))),
-        }
+        return {"acl": a, **dump_acl(self._read_acl(a), with_ha1=False),
+                "domains": _strs(self.redis.smembers(self.keys.acl_domains(a)))}
 
     # -- whole configuration ------------------------------------------------------------
     def export_config(self) -> ConfigSpec:
@@ -116,9 +115,12 @@ class ConfigReader:
 
 
 class Provisioner(ConfigReader):
-    """The changes of `trunkedge domain|acl|import`: each one atomic transaction."""
+    """The changes of `trunkedge domain|acl|import`: each one atomic transaction.
 
-    def __init__(self, client: redis.Redis, keys: Keys, realm: str) -> None:
+    `realm` (the edge's digest realm) is needed only to write accounts: None refuses them.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, realm: str | None) -> None:
         super().__init__(client, keys)
         self.realm = realm
 
@@ -270,8 +272,8 @@ class Provisioner(ConfigReader):
         return net
 
     def acl_add_account(self, acl: str, username: str, password: str) -> None:
-        a, u = names.acl_name(acl), names.username(username)
-        fields = account_fields(a, self.realm, password_ha1(u, self.realm, password))
+        a, u, realm = names.acl_name(acl), names.username(username), edge_realm(self.realm)
+        fields = account_fields(a, realm, password_ha1(u, realm, password))
 
         def add_account_if_username_free(pipe: Pipe) -> None:
             self._need_acl(pipe, a)
@@ -320,6 +322,8 @@ class Provisioner(ConfigReader):
     def import_config(self, spec: ConfigSpec) -> None:
         """Replace the whole configuration with `spec` (validated), atomically."""
         check_references(spec)
+        if spec.account_count():
+            edge_realm(self.realm)  # refused here, before the transaction queues anything
 
         def replace_configuration(pipe: Pipe) -> None:
             stale = self._configuration_keys(pipe)
@@ -352,7 +356,8 @@ class Provisioner(ConfigReader):
             pipe.sadd(self.keys.acl_nets(a), *acl.networks)
         for u, acct in acl.accounts.items():
             pipe.hset(self.keys.account(u), mapping={
-                **account_fields(a, self.realm, acct.ha1), **caller_id_fields(acct.caller_ids)})
+                **account_fields(a, edge_realm(self.realm), acct.ha1),
+                **caller_id_fields(acct.caller_ids)})
             pipe.sadd(self.keys.acl_accounts(a), u)
 
     def _queue_domain(self, pipe: Pipe, d: str, dom: DomainSpec) -> None:

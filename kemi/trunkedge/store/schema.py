@@ -19,6 +19,8 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
     {p}ban:{ip}                  STRING  present while the address is banned (EX ban time)
     {p}fail:{ip}                 STRING  failed authentications in the window (EX window)
     {p}nc:{nonce}:{nc}           STRING  a digest (nonce, nc) already used (EX nonce life)
+    {p}secret                    STRING  the edges' shared secret when auth.secret is unset
+                                         (SET NX by the first `trunkedge run`; a password)
 
     {p}changes                   CHANNEL "version" after every change (with the INCR),
                                          "ban <ip> <seconds>" when an address is banned
@@ -58,6 +60,7 @@ KEY_TEMPLATES = {
     "failures": "fail:{}",
     "nonce_use": "nc:{}",
     "changes": "changes",
+    "secret": "secret",
 }
 """Every key name after the prefix, defined once: `Keys` formats them for Python, and the
 Lua scripts get the same names as functions (store.scripts renders them)."""
@@ -117,6 +120,11 @@ class Keys:
     def changes(self) -> str:
         """The pub/sub channel that tells the edges' watchers what changed."""
         return self._key("changes")
+
+    @property
+    def secret(self) -> str:
+        """The secret of the edges that configure none (a password: it signs nonces)."""
+        return self._key("secret")
 
 
 CHANGED = "version"  # the message provisioning publishes on Keys.changes with each change

@@ -52,3 +52,4 @@ def load(name: str) -> Script:
 EDGE = load("edge")  # the per-call lookup (domain, account, ban, nonce claim)
 CLAIM = load("claim")  # a warm digest call's ban check and nonce claim
 FAILURE = load("failure")  # a failed authentication, and the ban it may cause
+SCRIPTS = (EDGE, CLAIM, FAILURE)

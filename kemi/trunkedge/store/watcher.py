@@ -24,6 +24,7 @@ import redis
 from trunkedge.settings import RedisSettings
 from trunkedge.store.client import connect
 from trunkedge.store.schema import BAN_MESSAGE, Keys
+from trunkedge.store.scripts import SCRIPTS
 
 HEARTBEAT_S = 0.1  # how often the version is read (and Redis's health checked)
 LEASE_S = 0.5  # a lease outlives a few late heartbeats of a busy watcher, no more
@@ -96,6 +97,8 @@ class Watcher:
         if not reply or reply.get("type") != "subscribe":
             raise redis.ConnectionError("no confirmation of the subscription")
         self.pubsub = pubsub
+        for script in SCRIPTS:  # a restarted Redis has none: spare the workers a NOSCRIPT
+            client.script_load(script.source)
         self.copy_bans()
         self.beat()
         if not self.up:
