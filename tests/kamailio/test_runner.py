@@ -11,12 +11,9 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 
 from harness import RedisServer, free_port
@@ -26,17 +23,16 @@ from trunkedge.kamailio import runner
 from trunkedge.kamailio.runner import (
     MAIN_CFG,
     PY_ENTRY,
-    agree_on_secret,
     configured_secret,
     edge_secret,
     kamailio_argv,
     kamailio_environment,
     render,
     run,
-    shared_secret,
 )
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings, parse_settings
 from trunkedge.store.schema import Keys
+from trunkedge.store.shared_secret import agree_on_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "settings.yaml"
@@ -196,27 +192,6 @@ def test_edges_without_a_secret_agree_on_one_kept_in_redis(redis_server: RedisSe
     with pytest.raises(ConfigError, match="auth.secret"):
         agree_on_secret(client, key)
     client.delete(key)
-
-
-def test_no_secret_and_no_redis_is_refused_after_a_bounded_wait() -> None:
-    client = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.1)
-    started = time.monotonic()
-    with pytest.raises(ConfigError) as refused:
-        shared_secret(client, "p:secret", wait_s=0.6, retry_s=0.1)
-    assert 0.5 <= time.monotonic() - started < 2
-    assert refused.value.field == "auth.secret" and "p:secret" in refused.value.message
-
-
-def test_the_wait_ends_as_soon_as_redis_answers(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path / "redis")
-    later = threading.Timer(0.5, server.start)
-    later.start()
-    try:
-        secret, created = shared_secret(server.client(), "p:secret", wait_s=10, retry_s=0.1)
-        assert created and server.client().get("p:secret") == secret.encode()
-    finally:
-        later.join()
-        server.stop(save=False)
 
 
 def test_trunkedge_run_exits_2_naming_auth_secret(

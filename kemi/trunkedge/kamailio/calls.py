@@ -5,7 +5,7 @@ caller identity)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import KSR
 
@@ -39,13 +39,13 @@ MAX_CREDENTIALS = 3  # Proxy-Authorization headers looked at (one per proxy's re
 
 @dataclass(frozen=True, slots=True)
 class InitialRequest:
-    """What an initial INVITE says, read from Kamailio once."""
+    """What an initial INVITE says that its admission needs, read from Kamailio once."""
 
     host: str
     method: str
     ruri: str
+    from_uri: str
     call: CallFacts
-    identity: IdentityFacts
 
 
 def read_request(realm: str) -> InitialRequest:
@@ -57,13 +57,17 @@ def read_request(realm: str) -> InitialRequest:
         values.append(value)
     from_uri = pv("$fu")
     return InitialRequest(
-        host=pv("$rd"), method=pv("$rm"), ruri=pv("$ru"),
+        host=pv("$rd"), method=pv("$rm"), ruri=pv("$ru"), from_uri=from_uri,
         call=CallFacts(source_ip=pv("$si"), ruri_user=pv("$rU"), from_user=pv("$fU"),
                        credentials=digest.credentials_for_realm(values, realm),
                        anonymous=is_anonymous(from_uri)),
-        identity=IdentityFacts(from_uri, KSR.hdr.get("P-Preferred-Identity"),
-                               KSR.hdr.get("Privacy")),
     )
+
+
+def read_identity(request: InitialRequest, account: str | None) -> IdentityFacts:
+    """What an admitted INVITE says about who calls (read only once it is admitted)."""
+    return IdentityFacts(request.from_uri, KSR.hdr.get("P-Preferred-Identity"),
+                         KSR.hdr.get("Privacy"), account)
 
 
 class Admission:
@@ -130,8 +134,8 @@ class Admission:
     def carry_out(self, request: InitialRequest, target: Target, decision: Decision,
                   lookup: Lookup, algorithms: tuple[str, ...]) -> None:
         if isinstance(decision, Admit):
-            facts = replace(request.identity, account=decision.username)
-            identity = settle(facts, caller_ids_for(decision, lookup), self.realm)
+            identity = settle(read_identity(request, decision.username),
+                              caller_ids_for(decision, lookup), self.realm)
             if isinstance(identity, IdentityRefused):
                 refuse(Refuse(403, "Caller ID Not Allowed", identity.reason), target.domain)
             else:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import redis
 
 from trunkedge.core.errors import ConfigError
 from trunkedge.core.pops import dispatcher_list
@@ -22,6 +17,7 @@ from trunkedge.kamailio import symbols
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings
 from trunkedge.store.client import connect
 from trunkedge.store.schema import Keys
+from trunkedge.store.shared_secret import shared_secret
 
 ROOT = Path(__file__).resolve().parents[3]
 MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
@@ -34,7 +30,6 @@ PYTHON_PATH_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONUSE
 """The caller's variables that would point the embedded interpreter at other files."""
 
 SECRET_WAIT_S = 10.0  # how long `run` waits for Redis to agree on the shared secret
-SECRET_RETRY_S = 0.5
 
 
 def default_rundir(settings: Settings) -> Path:
@@ -136,40 +131,6 @@ def kamailio_environment(environ: Mapping[str, str], base_prefix: str) -> dict[s
 def configured_secret(settings: Settings, environ: Mapping[str, str]) -> str:
     """TRUNKEDGE_SECRET, else auth.secret; "" when neither is set."""
     return environ.get(SECRET_ENV) or settings.auth.secret
-
-
-def agree_on_secret(client: redis.Redis, key: str) -> tuple[str, bool]:
-    """The secret in `key`, created (random) by the first edge to ask; True if it was us.
-
-    One MULTI/EXEC (`SET NX`, `GET`): every edge of the Redis gets the same value."""
-    pipe: Any = client.pipeline(transaction=True)  # redis.client.Pipeline: untyped
-    pipe.set(key, secrets.token_hex(16), nx=True)
-    pipe.get(key)
-    created, value = pipe.execute()
-    text = value.decode(errors="replace") if isinstance(value, bytes) else ""
-    if not text or any(c in text for c in '!"\\') or not text.isprintable():
-        raise ConfigError("auth.secret", f"not set, and Redis key {key} holds no usable "
-                          "secret: delete it (the edges make a new one) or set auth.secret")
-    return text, bool(created)
-
-
-def shared_secret(client: redis.Redis, key: str, wait_s: float = SECRET_WAIT_S,
-                  retry_s: float = SECRET_RETRY_S) -> tuple[str, bool]:
-    """agree_on_secret, retried while Redis does not answer, for up to `wait_s`."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return agree_on_secret(client, key)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
-            if time.monotonic() + retry_s > deadline:
-                raise ConfigError("auth.secret", (
-                    f"not set, and Redis did not answer for {wait_s:g} s ({type(e).__name__}):"
-                    f" edges without auth.secret share the one kept in Redis ({key}); start "
-                    "Redis, or set auth.secret (the same on every edge)")) from e
-            time.sleep(retry_s)
-        except redis.RedisError as e:
-            raise ConfigError("auth.secret", f"not set, and Redis refused to share the one "
-                              f"in {key}: {e}") from e
 
 
 def edge_secret(settings: Settings, environ: Mapping[str, str]) -> str:
