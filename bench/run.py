@@ -52,6 +52,8 @@ USER, PASSWORD = "31000000", "bench-pass"
 CALLER_IDS = {"allow": ["+31*"], "default": "+31200000000", "policy": "replace"}
 PREFIX = "te-test:"  # harness.Edge's prefix; the native config reads the same keys
 SOURCES = {"ip": "127.0.0.1", "digest": "127.0.0.2"}
+LIMITED = "-limited"  # a scenario on the domain with limits (the edge only): ip-limited, ...
+LIMITS = {"cps": 1_000_000, "channels": 1_000_000}  # set, never reached
 FAILED_LIMIT = 0.001
 # Verbs each target's workers send themselves, one round trip each (commands inside the
 # edge's scripts are not round trips; the watcher's heartbeat GET is not per call).
@@ -126,7 +128,8 @@ class Bench:
 
     def run(self, scenario: str, rate: int, duration: int) -> dict[str, Any]:
         calls = rate * duration
-        digest = scenario == "digest"
+        kind = scenario.removesuffix(LIMITED)
+        digest = kind == "digest"
         uacs = max(1, (rate + 999) // 1000)  # one SIPp UAC saturates near 1000 calls/s
         cpu0, (cmd0, rt0), t0 = self.target.cpu_seconds(), self.commands(), time.monotonic()
         procs = []
@@ -137,7 +140,8 @@ class Bench:
                 [sys.executable, "-c", RUN_ONE, json.dumps(dict(
                     scenario="call_answered_after_challenge" if digest else "call_answered",
                     edge=self.target.address, workdir=str(out), number="+3123456789",
-                    domain=f"acme.{BASE}", source=SOURCES[scenario], from_user=USER,
+                    domain=f"{'limited' if scenario.endswith(LIMITED) else 'acme'}.{BASE}",
+                    source=SOURCES[kind], from_user=USER,
                     auth=[USER, PASSWORD] if digest else None, calls=calls // uacs,
                     rate=rate / uacs, hold_ms=0, timeout=duration * 3 + 30,
                     extra=["-trace_stat", "-stf", str(out / "stat.csv"), "-fd", "1",
@@ -211,7 +215,8 @@ def population(domains: int, cidrs: int) -> dict[str, Any]:
         "roaming": {"accounts": [{"username": USER, "password": PASSWORD}],
                     "caller_ids": CALLER_IDS},
     }
-    doms: dict[str, Any] = {"acme": {"acls": ["office", "roaming"]}}
+    doms: dict[str, Any] = {"acme": {"acls": ["office", "roaming"]},
+                            "limited": {"acls": ["office", "roaming"], "limits": LIMITS}}
     for i in range(1, domains):
         acls[f"c{i}"] = {"ips": [f"172.{16 + i // 65536 % 16}.{i // 256 % 256}.{i % 256}/32"],
                          "caller_ids": CALLER_IDS}
@@ -234,7 +239,9 @@ def provision(edge: Edge, config: dict[str, Any]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", default="native,kemi,edge")
-    ap.add_argument("--scenarios", default="ip,digest")
+    ap.add_argument("--scenarios", default="ip,digest,ip-limited,digest-limited",
+                    help=f"ip, digest, and the same on a domain with limits (…{LIMITED}: "
+                         "the edge only)")
     ap.add_argument("--rates", default="300,600,900,1200,1500,1800,2100,2400",
                     help="rates to step through (calls/s), until >0.1%% fail")
     ap.add_argument("--duration", type=int, default=10, help="seconds per step")
@@ -276,6 +283,8 @@ def main() -> int:
             runner.start()
             bench = Bench(work / target, redis, runner, target)
             for scenario in args.scenarios.split(","):
+                if scenario.endswith(LIMITED) and target != "edge":
+                    continue  # the baselines have no customer limits
                 bench.run(scenario, 200, 2)  # warm-up, not reported: steady state is measured
                 for rate in rates:
                     line = bench.run(scenario, rate, args.duration)
@@ -293,6 +302,11 @@ def main() -> int:
             a, b = results.get((over, scenario), []), results.get((under, scenario), [])
             if a and b:
                 print(json.dumps(ratios(scenario, f"{over}/{under}", a, b)), flush=True)
+        if scenario.endswith(LIMITED):
+            a = results.get(("edge", scenario), [])
+            b = results.get(("edge", scenario.removesuffix(LIMITED)), [])
+            if a and b:
+                print(json.dumps(ratios(scenario, "limited/unlimited", a, b)), flush=True)
     shutil.rmtree(work, ignore_errors=True) if os.environ.get("BENCH_CLEAN") else None
     return 0
 

@@ -488,6 +488,7 @@ class Edge:
     security: dict[str, object] = field(default_factory=lambda: {
         "flood_exempt": ["127.0.0.1/32", "127.0.0.2/32", "::1/128"]})
     auth: dict[str, object] = field(default_factory=dict)
+    limits: dict[str, object] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -517,6 +518,7 @@ class Edge:
             "retry_after": 7,
             "routing": self.routing,
             "security": self.security,
+            "limits": self.limits,
         }
         self.settings_path.write_text(yaml.safe_dump(settings))
 

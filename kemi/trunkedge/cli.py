@@ -15,9 +15,16 @@ import yaml
 from trunkedge.core.errors import ConfigError, TrunkEdgeError
 from trunkedge.core.identity import POLICIES, CallerIds
 from trunkedge.provisioning.spec import ConfigSpec
-from trunkedge.provisioning.validation import dump_config, edge_realm, parse_config
+from trunkedge.provisioning.validation import (
+    LIMIT_KEYS,
+    dump_config,
+    edge_realm,
+    limit_options,
+    parse_config,
+)
 from trunkedge.provisioning.writer import Provisioner
 from trunkedge.settings import REDIS_ENV, SETTINGS_ENV, Settings, load_settings
+from trunkedge.store.client import channels_in_use, connect
 from trunkedge.store.schema import Keys
 
 DEFAULT_SETTINGS = Path("/etc/trunkedge/settings.yaml")
@@ -68,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         help="POP that <domain>.sip.<base> tries first (or 'default': the edge's)")
     add(dom, "set-algorithms", "domain", "algorithms",
         help="digest algorithms, preferred first: SHA-256,MD5 (or 'default': the edge's)")
+    _limit_options(add(dom, "set-limits", "domain", help="the domain's limits"))
 
     acl = add(sub, "acl", help="access control lists").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
@@ -86,11 +94,23 @@ def _parser() -> argparse.ArgumentParser:
     cid.add_argument("--default", help="+E164 asserted when the presented one is not allowed")
     cid.add_argument("--policy", choices=POLICIES, default="reject")
 
+    acct = add(sub, "account", help="accounts (see acl add-account)").add_subparsers(
+        dest="op", required=True)
+    _limit_options(add(acct, "set-limits", "username", help="the account's limits"))
+
     add(sub, "import", help="replace the whole configuration with a YAML file").add_argument(
         "file", type=Path)
     add(sub, "export", help="write the whole configuration as YAML").add_argument(
         "-o", "--output", type=Path)
     return p
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """`--cps N|none` and `--channels N|none` (not given: that limit is left as it is)."""
+    what = {"cps": "new calls per second", "channels": "calls in progress"}
+    for key in LIMIT_KEYS:
+        parser.add_argument(f"--{key}", metavar="N|none",
+                            help=f"at most N {what[key]} (0: none admitted; 'none': no limit)")
 
 
 def _settings(args: argparse.Namespace, required: bool) -> Settings | None:
@@ -173,6 +193,8 @@ def execute(args: argparse.Namespace) -> None:
             sys.stdout.write(text)
     elif args.cmd == "domain":
         _domain(prov, args)
+    elif args.cmd == "account":
+        prov.account_set_limits(args.username, _limit_changes(args))
     else:
         _acl(prov, args)
 
@@ -191,7 +213,12 @@ def _operate(args: argparse.Namespace) -> None:
         print(f"reloaded {sum(len(g) for g in settings.pops.values())} gateways "
               f"in {len(settings.pops)} POPs")
         return
-    _print_yaml(rpc.edge_status(rundir))
+    report = rpc.edge_status(rundir)
+    try:  # the edges' shared state: calls in progress per limited domain and account
+        report["channels"] = channels_in_use(connect(settings.redis), Keys(settings.redis.prefix))
+    except redis.RedisError as e:
+        report["channels"] = f"unknown: redis: {e}"
+    _print_yaml(report)
 
 
 def _domain(prov: Provisioner, args: argparse.Namespace) -> None:
@@ -213,6 +240,13 @@ def _domain(prov: Provisioner, args: argparse.Namespace) -> None:
     elif op == "set-algorithms":
         algs = [] if args.algorithms == "default" else args.algorithms.split(",")
         prov.domain_set_algorithms(args.domain, [a.strip() for a in algs])
+    elif op == "set-limits":
+        prov.domain_set_limits(args.domain, _limit_changes(args))
+
+
+def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
+    """The limits a `set-limits` changes, validated (before any Redis transaction)."""
+    return limit_options({key: getattr(args, key) for key in LIMIT_KEYS})
 
 
 def _acl(prov: Provisioner, args: argparse.Namespace) -> None:

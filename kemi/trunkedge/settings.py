@@ -97,6 +97,19 @@ class KamailioSettings:
 
 
 @dataclass(frozen=True)
+class LimitsSettings:
+    """How customer limits are enforced (the limits themselves are provisioned)."""
+
+    channel_lease_s: int = 30  # a dead edge's calls stop counting after this long
+    max_call_s: int = 14_400  # a call with no BYE ends after this long (dialog timeout)
+    known_source_s: int = 300  # an admitted source skips the flood guard this long
+    over_cps_code: int = 503  # with Retry-After: come back in a second (RFC 3261 §21.5.4)
+    over_cps_phrase: str = "Service Unavailable"
+    over_channels_code: int = 403  # the customer's own limit: not worth a retry elsewhere
+    over_channels_phrase: str = "Channel Limit Exceeded"
+
+
+@dataclass(frozen=True)
 class Settings:
     listen: tuple[str, ...]
     base_domain: str
@@ -106,6 +119,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     kamailio: KamailioSettings = field(default_factory=KamailioSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     default_pop: str = "eu1"
     retry_after: int = 5
     source: Path | None = None
@@ -146,9 +160,10 @@ def parse_settings(raw: object) -> Settings:
     pops = _pops(raw.get("pops"))
     default_pop = _default_pop(raw.get("default_pop", Settings.default_pop), pops)
     redis, auth, security = _redis(raw), _auth(raw), _security(raw)
-    routing, kamailio = _routing(raw), _kamailio(raw)
+    routing, kamailio, limits = _routing(raw), _kamailio(raw), _limits(raw)
     return Settings(listen=listen, base_domain=base_domain, pops=pops, default_pop=default_pop,
                     redis=redis, auth=auth, security=security, routing=routing, kamailio=kamailio,
+                    limits=limits,
                     **_checked(raw, "", {"retry_after": _integer(1, 3600)}))
 
 
@@ -255,6 +270,26 @@ def _security(raw: Mapping[str, Any]) -> SecuritySettings:
         "flood_window_s": _integer(1, 60),
         "breaker_ms": _integer(0, 60_000),
     }))
+
+
+def _limits(raw: Mapping[str, Any]) -> LimitsSettings:
+    """The limits section: leases, the longest call, and the answers when over a limit."""
+    return LimitsSettings(**_checked(_section(raw, "limits"), "limits.", {
+        "channel_lease_s": _integer(3, 3600),
+        "max_call_s": _integer(60, 604_800),
+        "known_source_s": _integer(1, 86_400),
+        "over_cps_code": _integer(400, 699),
+        "over_cps_phrase": _phrase,
+        "over_channels_code": _integer(400, 699),
+        "over_channels_phrase": _phrase,
+    }))
+
+
+def _phrase(value: object, name: str) -> str:
+    """A SIP reason phrase: printable text on one line."""
+    if not isinstance(value, str) or not value or not value.isprintable() or len(value) > 80:
+        raise ConfigError(name, "must be a reason phrase: 1-80 printable characters")
+    return value
 
 
 def _routing(raw: Mapping[str, Any]) -> RoutingSettings:

@@ -6,8 +6,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from trunkedge.core.admission import Admit, CallFacts, Challenge, Decision, Refuse, decide
+from trunkedge.core.admission import (
+    Admit,
+    CallFacts,
+    Challenge,
+    Decision,
+    LimitAnswers,
+    Refuse,
+    after_commit,
+    decide,
+)
 from trunkedge.core.digest import Outcome, Verdict, credentials_for_realm
+from trunkedge.core.limits import Commit
 from trunkedge.core.names import NetworkSet
 from trunkedge.core.pops import PopPlan
 from trunkedge.core.reasons import Reason
@@ -46,7 +56,6 @@ class Case:
     src: str = PBX
     creds: str | None = None  # username in Proxy-Authorization
     digest: Outcome = Outcome.OK
-    claimed: bool = True  # the response's (nonce, nc) was unused until now
     account: AccountView | None = None
     from_user: str | None = None
     number: str = "+3123456789"
@@ -95,8 +104,6 @@ CASES = [
          account=ALICE, digest=Outcome.WRONG, want=forbidden("wrong-credentials:response")),
     Case("account acl, stale nonce: challenge stale", (ACCOUNTS,), src=OTHER, creds="31000000",
          account=ALICE, digest=Outcome.STALE, want=Challenge(stale=True)),
-    Case("account acl, replayed nonce count: 403", (ACCOUNTS,), src=OTHER, creds="31000000",
-         account=ALICE, claimed=False, want=forbidden("wrong-credentials:replay")),
     Case("account acl, unknown user: 403", (ACCOUNTS,), src=OTHER, creds="nobody",
          want=forbidden("wrong-credentials:unknown-or-foreign-account")),
     Case("account acl, account of an unattached acl: 403", (ACCOUNTS,), src=OTHER,
@@ -160,7 +167,7 @@ def test_each_admission_rule_gives_its_decision(case: Case) -> None:
             f' response="r"'] if case.creds else [], REALM),
     )
     domain = DomainView("acme", case.acls, case.domain_pop) if case.known else None
-    got = decide(case.target, facts, Lookup(domain, case.account, nonce_claimed=case.claimed),
+    got = decide(case.target, facts, Lookup(domain, case.account),
                  verify, realm=REALM, plan=case.plan)
     assert got == case.want
     # The digest is checked for the account the credentials name, or worked through for
@@ -175,7 +182,7 @@ def test_an_anonymous_from_is_no_other_user_than_the_credentials() -> None:
                       credentials=credentials_for_realm([
                           f'Digest username="31000000", realm="{REALM}", nonce="n", '
                           f'uri="sip:x", response="r"'], REALM))
-    lookup = Lookup(DomainView("acme", (ACCOUNTS,)), ALICE, nonce_claimed=True)
+    lookup = Lookup(DomainView("acme", (ACCOUNTS,)), ALICE)
 
     def ok(account: AccountView | None) -> Verdict:
         return Verdict(Outcome.OK if account else Outcome.WRONG, "")
@@ -185,3 +192,24 @@ def test_an_anonymous_from_is_no_other_user_than_the_credentials() -> None:
     anonymous = CallFacts(**{**facts.__dict__, "anonymous": True})
     assert decide(DEFAULT_FORM, anonymous, lookup, ok, realm=REALM, plan=PLAN) == \
         Admit(EUROPE_FIRST, "acct", "31000000")
+
+
+ANSWERS = LimitAnswers((503, "Service Unavailable"), (486, "Busy Here"))
+
+
+@pytest.mark.parametrize(("commit", "want"), [
+    (Commit.OK, ADMIT_IP),
+    (Commit.REPLAY, forbidden("wrong-credentials:replay")),
+    (Commit.OVER_CPS, Refuse(503, "Service Unavailable", Reason.OVER_CPS)),
+    (Commit.OVER_CHANNELS, Refuse(486, "Busy Here", Reason.OVER_CHANNELS)),
+], ids=str)
+def test_the_commit_decides_replays_and_limits_as_the_operator_answers(
+        commit: Commit, want: Decision) -> None:
+    assert after_commit(ADMIT_IP, commit, ANSWERS) == want
+
+
+def test_a_replay_counts_towards_a_ban_and_a_limit_does_not() -> None:
+    replay = after_commit(ADMIT_IP, Commit.REPLAY, ANSWERS)
+    over = after_commit(ADMIT_IP, Commit.OVER_CHANNELS, ANSWERS)
+    assert isinstance(replay, Refuse) and replay.reason.counts_towards_ban
+    assert isinstance(over, Refuse) and not over.reason.counts_towards_ban

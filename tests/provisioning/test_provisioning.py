@@ -92,6 +92,16 @@ def seed(cli) -> None:  # type: ignore[no-untyped-def]
         (("acl", "caller-ids", "office", "--policy", "replace"), "caller_ids.default"),
         (("acl", "caller-ids", "office", "--user", "nobody", "--allow", "+31*"), "username"),
         (("domain", "set-pop", "nosuch", "us1"), "domain"),
+        (("domain", "set-limits", "acme", "--cps", "-1"), "--cps"),
+        (("domain", "set-limits", "acme", "--cps", "2.5"), "--cps"),
+        (("domain", "set-limits", "acme", "--cps", "ten"), "--cps"),
+        (("domain", "set-limits", "acme", "--channels", "5", "--cps", "1000001"), "--cps"),
+        (("domain", "set-limits", "acme", "--cps", "5", "--channels", "1000001"), "--channels"),
+        (("domain", "set-limits", "acme"), "--cps"),  # nothing to change
+        (("domain", "set-limits", "nosuch", "--cps", "5"), "domain"),
+        (("account", "set-limits", "31000000", "--channels", "+3"), "--channels"),
+        (("account", "set-limits", "31000000", "--channels", "9" * 5000), "--channels"),
+        (("account", "set-limits", "nobody", "--cps", "5"), "username"),
     ],
 )
 def test_invalid_change_names_the_field_and_leaves_redis_as_it_was(
@@ -131,6 +141,43 @@ def test_show_and_list_reflect_each_change_and_delete_removes(cli) -> None:  # t
     assert cli("domain", "delete", "acme").returncode == 0
     assert cli("acl", "delete", "office").returncode == 0
     assert cli("acl", "list").stdout.split() == []
+
+
+def test_limits_are_set_shown_and_cleared_on_a_domain_and_an_account(  # type: ignore[no-untyped-def]
+        cli, db: redis.Redis) -> None:
+    seed(cli)
+    assert cli("domain", "set-limits", "ACME", "--cps", "10", "--channels", "30").returncode == 0
+    assert cli("domain", "set-limits", "acme", "--cps", "0").returncode == 0  # channels kept
+    assert cli("account", "set-limits", "31000000", "--channels", "2").returncode == 0
+    assert yaml.safe_load(cli("domain", "show", "acme").stdout)["limits"] == {
+        "cps": 0, "channels": 30}
+    assert yaml.safe_load(cli("acl", "show", "office").stdout)["accounts"] == [
+        {"username": "31000000", "limits": {"channels": 2}}]
+    assert db.hget(f"{PREFIX}domain:acme", "max_cps") == b"0"
+    assert db.hget(f"{PREFIX}account:31000000", "max_channels") == b"2"
+    assert not db.hexists(f"{PREFIX}account:31000000", "max_cps")
+
+    cleared = cli("domain", "set-limits", "acme", "--cps", "none", "--channels", "none")
+    assert cleared.returncode == 0, cleared.stderr
+    assert cli("account", "set-limits", "31000000", "--channels", "NONE").returncode == 0
+    assert "limits" not in yaml.safe_load(cli("domain", "show", "acme").stdout)
+    assert "limits" not in cli("acl", "show", "office").stdout
+    assert db.hgetall(f"{PREFIX}domain:acme") == {b"name": b"acme"}
+
+
+def test_set_limits_is_one_announced_change(cli, db: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    pubsub = db.pubsub()
+    pubsub.subscribe(f"{PREFIX}changes")
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+    version = int(db.get(f"{PREFIX}version") or 0)
+    assert cli("domain", "set-limits", "acme", "--cps", "5", "--channels", "9").returncode == 0
+    assert int(db.get(f"{PREFIX}version") or 0) == version + 1
+    assert cli("account", "set-limits", "31000000", "--cps", "1").returncode == 0
+    assert int(db.get(f"{PREFIX}version") or 0) == version + 2
+    messages = [pubsub.get_message(timeout=1) for _ in range(2)]
+    assert [m and m["data"] for m in messages] == [b"version", b"version"]
+    pubsub.close()
 
 
 def test_caller_ids_are_kept_per_acl_and_per_account_and_cleared_when_empty(cli) -> None:  # type: ignore[no-untyped-def]
@@ -274,14 +321,21 @@ def test_an_export_imports_back_to_the_same_configuration(  # type: ignore[no-un
     assert cli("acl", "caller-ids", "office", "--allow", "+3120*", "--default",
                "+31200000000", "--policy", "replace").returncode == 0
     assert cli("domain", "set-pop", "acme", "apac1").returncode == 0
+    assert cli("domain", "set-limits", "acme", "--cps", "25", "--channels", "100").returncode == 0
+    assert cli("account", "set-limits", "31000000", "--cps", "0").returncode == 0
     exported = cli("export").stdout
     assert "pw1" not in exported and "ha1" in exported
+    doc = yaml.safe_load(exported)
+    assert doc["domains"]["acme"]["limits"] == {"cps": 25, "channels": 100}
+    assert doc["acls"]["office"]["accounts"][0]["limits"] == {"cps": 0}
     for key in list(db.scan_iter(f"{PREFIX}*")):
         db.delete(key)
     f = tmp_path / "c.yaml"
     f.write_text(exported)
     assert cli("import", str(f)).returncode == 0
     assert cli("export").stdout == exported
+    assert db.hget(f"{PREFIX}domain:acme", "max_channels") == b"100"
+    assert db.hget(f"{PREFIX}account:31000000", "max_cps") == b"0"
 
 
 @pytest.mark.parametrize(
@@ -302,6 +356,18 @@ def test_an_export_imports_back_to_the_same_configuration(  # type: ignore[no-un
         ({"acls": {"a": {"caller_ids": {"allow": ["+31*"], "policy": "replace"}}}},
          "acls.a.caller_ids.default"),
         ({"acls": {"a": {"caller_ids": {"allow": [31201234567]}}}}, "acls.a.caller_ids.allow"),
+        ({"domains": {"acme": {"limits": {"cps": -1}}}}, "domains.acme.limits.cps"),
+        ({"domains": {"acme": {"limits": {"cps": "10"}}}}, "domains.acme.limits.cps"),
+        ({"domains": {"acme": {"limits": {"channels": 1_000_001}}}},
+         "domains.acme.limits.channels"),
+        ({"domains": {"acme": {"limits": {"calls": 5}}}}, "domains.acme.limits"),
+        ({"domains": {"acme": {"limits": 5}}}, "domains.acme.limits"),
+        ({"acls": {"a": {"accounts": [{"username": "u1", "password": "p",
+                                       "limits": {"channels": True}}]}}},
+         "acls.a.accounts[0].limits.channels"),
+        ({"acls": {"a": {"accounts": [{"username": "u1", "password": "p",
+                                       "limits": {"cps": 2.5}}]}}},
+         "acls.a.accounts[0].limits.cps"),
     ],
 )
 def test_invalid_import_names_the_field_and_changes_nothing(

@@ -3,6 +3,7 @@ nonce claims, bans, and the circuit breaker."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ import redis
 
 from harness import RedisServer, free_port
 from trunkedge.core.errors import StoreUnavailable
+from trunkedge.core.limits import Commit, Limits, Scope
 from trunkedge.provisioning.validation import parse_config
 from trunkedge.provisioning.writer import Provisioner
 from trunkedge.settings import RedisSettings
@@ -75,11 +77,65 @@ def test_a_provisioning_change_is_seen_on_the_next_lookup(db: redis.Redis) -> No
 def test_nonce_use_is_claimed_once(db: redis.Redis) -> None:
     a, _ = store(db)
     b, _ = store(db)  # another edge
-    assert a.lookup("acme", "u1", "192.0.2.1", ("n1:00000001", 30)).nonce_claimed is True
-    assert b.lookup("acme", "u1", "192.0.2.1", ("n1:00000001", 30)).nonce_claimed is False
-    assert b.lookup("acme", "u1", "192.0.2.1", ("n1:00000002", 30)).nonce_claimed is True
+    assert a.commit("192.0.2.1", ("n1:00000001", 30), (), "e:1", 5000) == (Commit.OK, 0)
+    assert b.commit("192.0.2.1", ("n1:00000001", 30), (), "e:2", 5000) == (Commit.REPLAY, 0)
+    assert b.commit("192.0.2.1", ("n1:00000002", 30), (), "e:3", 5000) == (Commit.OK, 0)
     assert 0 < db.ttl(f"{PREFIX}nc:n1:00000001") <= 30
-    assert a.lookup("acme", "u1", "192.0.2.1").nonce_claimed is None
+
+
+def test_a_commit_from_a_banned_source_claims_nothing(db: redis.Redis) -> None:
+    a, _ = store(db)
+    db.set(f"{PREFIX}ban:192.0.2.66", "1", ex=60)  # banned by another edge just now
+    outcome, banned_for = a.commit("192.0.2.66", ("n9:00000001", 30), (), "e:1", 5000)
+    assert outcome is Commit.BANNED and 0 < banned_for <= 60
+    assert db.get(f"{PREFIX}nc:n9:00000001") is None
+
+
+def test_channels_are_held_until_released_on_every_edge(db: redis.Redis) -> None:
+    a, _ = store(db)
+    b, _ = store(db)
+    scope = Scope("d:limited", Limits(channels=2))
+    assert a.commit("192.0.2.1", None, (scope,), "a:1", 5000)[0] is Commit.OK
+    assert b.commit("192.0.2.1", None, (scope,), "b:1", 5000)[0] is Commit.OK
+    assert a.commit("192.0.2.1", None, (scope,), "a:2", 5000)[0] is Commit.OVER_CHANNELS
+    b.release(("d:limited",), "b:1")
+    b.release(("d:limited",), "b:1")  # twice: no harm
+    assert a.commit("192.0.2.1", None, (scope,), "a:2", 5000)[0] is Commit.OK
+    assert db.zcard(f"{PREFIX}ch:d:limited") == 2
+    a.release(("d:limited",), "a:1")
+    a.release(("d:limited",), "a:2")
+    assert db.zcard(f"{PREFIX}ch:d:limited") == 0
+
+
+def test_a_dead_edges_channels_expire_with_their_lease(db: redis.Redis) -> None:
+    a, _ = store(db)
+    scope = Scope("d:leased", Limits(channels=1))
+    assert a.commit("192.0.2.1", None, (scope,), "dead:1", 300)[0] is Commit.OK
+    assert a.commit("192.0.2.1", None, (scope,), "a:1", 300)[0] is Commit.OVER_CHANNELS
+    time.sleep(0.35)
+    assert a.commit("192.0.2.1", None, (scope,), "a:1", 300)[0] is Commit.OK
+    assert db.zrange(f"{PREFIX}ch:d:leased", 0, -1) == [b"a:1"]
+    a.release(("d:leased",), "a:1")
+
+
+def test_calls_per_second_allow_a_small_burst_then_the_rate(db: redis.Redis) -> None:
+    a, _ = store(db)
+    scope = Scope("d:paced", Limits(cps=20))  # a burst of 5, then 20 a second
+    burst = [a.commit("192.0.2.1", None, (scope,), f"e:{i}", 5000)[0] for i in range(8)]
+    assert burst == [Commit.OK] * 5 + [Commit.OVER_CPS] * 3
+    time.sleep(0.1)  # two more tokens
+    later = [a.commit("192.0.2.1", None, (scope,), f"f:{i}", 5000)[0] for i in range(3)]
+    assert later.count(Commit.OK) == 2
+
+
+def test_a_refused_commit_changes_nothing(db: redis.Redis) -> None:
+    a, _ = store(db)
+    room = Scope("d:room", Limits(cps=100, channels=5))
+    full = Scope("u:full", Limits(channels=0))
+    assert a.commit("192.0.2.1", None, (room, full), "e:1", 5000)[0] is Commit.OVER_CHANNELS
+    assert db.zcard(f"{PREFIX}ch:d:room") == 0 and not db.exists(f"{PREFIX}cps:d:room")
+    zero = Scope("d:zero", Limits(cps=0))
+    assert a.commit("192.0.2.1", None, (zero,), "e:2", 5000)[0] is Commit.OVER_CPS
 
 
 def test_failures_ban_the_address_for_everyone(db: redis.Redis) -> None:

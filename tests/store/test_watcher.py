@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from harness import RedisServer
+from trunkedge.core.limits import Commit, Held
 from trunkedge.provisioning.writer import Provisioner
 from trunkedge.settings import RedisSettings
 from trunkedge.store.client import RedisPyTransport
 from trunkedge.store.reads import Store
 from trunkedge.store.schema import Keys
-from trunkedge.store.scripts import CLAIM
+from trunkedge.store.scripts import COMMIT
 from trunkedge.store.watcher import LEASE_S, Watcher, format_lease, leased_version
 
 PREFIX, REALM = "watch-test:", "sip.example.net"
@@ -25,6 +26,8 @@ class Board:
     def __init__(self) -> None:
         self.value: str | None = None
         self.bans: dict[str, int] = {}
+        self.live: list[Held] = []
+        self.over: dict[str, Held] = {}
 
     def lease(self, value: str) -> None:
         self.value = value
@@ -34,6 +37,15 @@ class Board:
 
     def ban(self, address: str, seconds: int) -> None:
         self.bans[address] = seconds
+
+    def calls(self) -> list[Held]:
+        return list(self.live)
+
+    def ended(self) -> list[Held]:
+        return list(self.over.values())
+
+    def released(self, member: str) -> None:
+        self.over.pop(member, None)
 
     @property
     def version(self) -> str | None:
@@ -122,28 +134,39 @@ def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
 
     class Counting(RedisPyTransport):
         def run(self, script, keys, args):  # type: ignore[no-untyped-def]
-            trips.append("claim" if script is CLAIM else "script")
+            trips.append("commit" if script is COMMIT else "script")
             return super().run(script, keys, args)
 
     s = Store(RedisSettings(prefix=PREFIX), Counting(client))
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # cold: a trip
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # warm: none
     assert trips == ["script"]
-    # a digest (nonce, nc) is always claimed in Redis: warm, with the small claim script
-    assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed
-    assert s.lookup("acme", "", "192.0.2.1", ("n:00000001", 30), vouched="1").nonce_claimed \
-        is False  # a replay
+    # a digest (nonce, nc) is always claimed in Redis, by the commit (a replay fails)
+    assert s.commit("192.0.2.1", ("n:00000001", 30), (), "e:1", 5000)[0] is Commit.OK
+    assert s.commit("192.0.2.1", ("n:00000001", 30), (), "e:1", 5000)[0] is Commit.REPLAY
     assert 0 < client.ttl(f"{PREFIX}nc:n:00000001") <= 30
-    other = Store(RedisSettings(prefix=PREFIX), Counting(client))  # another edge, cold
-    assert other.lookup("acme", "", "192.0.2.1", ("n:00000001", 30)).nonce_claimed is False
-    assert trips == ["script", "claim", "claim", "script"]
-    client.set(f"{PREFIX}ban:192.0.2.66", "1", ex=60)  # banned by another edge just now
-    banned = s.lookup("acme", "", "192.0.2.66", ("n:00000002", 30), vouched="1")
-    assert 0 < banned.banned_for <= 60 and banned.domain is None
-    assert client.get(f"{PREFIX}nc:n:00000002") is None  # nothing claimed for it
+    assert trips == ["script", "commit", "commit"]
     del trips[-1]
     assert s.lookup("acme", "", "192.0.2.1").domain is not None  # no lease: a trip
-    assert len(trips) == 5
+    assert len(trips) == 3
     prov.domain_delete("acme")
     assert s.lookup("acme", "", "192.0.2.1", vouched="2").domain is None  # moved on: a trip
-    assert len(trips) == 6
+    assert len(trips) == 4
+
+
+def test_live_calls_keep_their_channels_and_ended_ones_are_released(
+        server: RedisServer) -> None:
+    client, board = server.client(), Board()
+    key = f"{PREFIX}ch:d:acme"
+    client.zadd(key, {"e:live": 1, "e:ended": 1})  # leases long run out
+    board.live = [Held("e:live", ("d:acme",))]
+    board.over = {"e:ended": Held("e:ended", ("d:acme",))}
+    w = Watcher(RedisSettings(url=server.url, prefix=PREFIX), board, channel_lease_s=30)
+    w.run_for(0.05)
+    score = client.zscore(key, "e:live")
+    assert score is not None and score > time.time() * 1000 + 25_000  # renewed: 30 s on
+    assert client.zscore(key, "e:ended") is None  # released, and off the ended table
+    assert board.over == {}
+    client.zrem(key, "e:live")  # released elsewhere meanwhile: a renewal does not re-add it
+    w.renew_calls()
+    assert client.zscore(key, "e:live") is None

@@ -1,5 +1,6 @@
 # Type stubs for Kamailio 5.6's KEMI `KSR` module as embedded by app_python3
 # (the subset this project uses; names and signatures from `kamcmd app_python.api_list`).
+from . import dialog as dialog
 from . import dispatcher as dispatcher
 from . import hdr as hdr
 from . import htable as htable

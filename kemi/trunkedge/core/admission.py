@@ -4,11 +4,12 @@ Order of checks (SPEC "Admission of a call"), once the Request-URI host named a 
 1. the target's domain is one of our customers', else 403;
 2. some attached ACL could admit the source address, else 403 and never a challenge;
 3. an IP-only ACL listing the source admits at once; otherwise digest credentials of an
-   account of a candidate ACL are required (407 when missing or stale, 403 when wrong,
-   also when their (nonce, nc) was used before: a replay);
+   account of a candidate ACL are required (407 when missing or stale, 403 when wrong);
 4. the dialled number is E.164, else 484. It is checked only once the caller is admitted,
    so nobody learns anything about a domain before passing its ACLs;
-5. the POPs to try, in order (pops.attempt_order); none configured for the call: 503.
+5. the POPs to try, in order (pops.attempt_order); none configured for the call: 503;
+6. the commit, shared by every edge (`after_commit`): a digest (nonce, nc) used before is
+   a replay (403), a limit reached is 503 (calls per second) or 403 (channels).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from trunkedge.core.digest import Credentials, Outcome, Verdict
 from trunkedge.core.identity import NO_CALLER_IDS, CallerIds
+from trunkedge.core.limits import Commit
 from trunkedge.core.names import address_value, is_e164
 from trunkedge.core.pops import PopPlan
 from trunkedge.core.reasons import Reason
@@ -99,8 +101,8 @@ def decide(target: Target, facts: CallFacts, lookup: Lookup, verify: Verifier, *
 def _authenticate(facts: CallFacts, lookup: Lookup, verify: Verifier, realm: str,
                   pops: tuple[str, ...], candidates: list[str]) -> Decision:
     """Digest for the candidate ACLs (RFC 3261 §22.3): the credentials' account must
-    belong to one of them under our realm, answer correctly, and claim its (nonce, nc)
-    first."""
+    belong to one of them under our realm and answer correctly; its (nonce, nc) is claimed
+    by the commit that follows (see `after_commit`)."""
     creds = facts.credentials
     if creds is None:
         return Challenge()
@@ -116,8 +118,6 @@ def _authenticate(facts: CallFacts, lookup: Lookup, verify: Verifier, realm: str
         return Challenge(stale=True)
     if verdict.outcome is Outcome.WRONG:
         return forbidden(Reason.WRONG_CREDENTIALS, verdict.detail or "response")
-    if lookup.nonce_claimed is not True:
-        return forbidden(Reason.WRONG_CREDENTIALS, "replay")
     return _admit(facts, Admit(pops=pops, acl=account.acl, username=account.username))
 
 
@@ -140,3 +140,25 @@ def caller_ids_for(admit: Admit, lookup: Lookup) -> CallerIds:
         if acl.name == admit.acl:
             return acl.caller_ids
     return NO_CALLER_IDS
+
+
+@dataclass(frozen=True)
+class LimitAnswers:
+    """The operator's answers when a customer limit is reached (settings.limits)."""
+
+    over_cps: tuple[int, str] = (503, "Service Unavailable")
+    over_channels: tuple[int, str] = (403, "Channel Limit Exceeded")
+
+
+def after_commit(admit: Admit, commit: Commit, answers: LimitAnswers) -> Decision:
+    """An admitted call once the store claimed its nonce and its limits (BANNED is the
+    caller's: such a request is dropped, not answered)."""
+    if commit is Commit.OK:
+        return admit
+    if commit is Commit.REPLAY:
+        return forbidden(Reason.WRONG_CREDENTIALS, "replay")
+    if commit is Commit.OVER_CPS:
+        return Refuse(*answers.over_cps, Reason.OVER_CPS)
+    if commit is Commit.OVER_CHANNELS:
+        return Refuse(*answers.over_channels, Reason.OVER_CHANNELS)
+    raise ValueError(f"{commit} is not answered")

@@ -24,6 +24,8 @@ class Reason(enum.StrEnum):
     CALLER_ID_NOT_ALLOWED = "caller-id-not-allowed"
     ANONYMOUS_WITHOUT_IDENTITY = "anonymous-without-identity"
     NO_DEFAULT_CALLER_ID = "no-default-caller-id"  # an account presenting none has none
+    OVER_CPS = "over-cps"  # the domain's or account's calls per second
+    OVER_CHANNELS = "over-channels"  # the domain's or account's calls in progress
     STORE_UNAVAILABLE = "store-unavailable"
     NO_GATEWAY_UP = "no-gateway-up"
     ALL_GATEWAYS_FAILED = "all-gateways-failed"

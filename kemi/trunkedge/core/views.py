@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from trunkedge.core.identity import NO_CALLER_IDS, CallerIds
+from trunkedge.core.limits import NO_LIMITS, Limits
 from trunkedge.core.names import NetworkSet
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -33,6 +34,7 @@ class AccountView:
     realm: str
     ha1: dict[str, str]  # algorithm name ("MD5", "SHA-256") -> hex HA1
     caller_ids: CallerIds = NO_CALLER_IDS
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class DomainView:
     acls: tuple[AclView, ...]
     pop: str | None = None  # provisioned POP for the default form
     algorithms: tuple[str, ...] = ()  # digest algorithms, preferred first (empty: the edge's)
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True)
@@ -50,4 +53,3 @@ class Lookup:
     domain: DomainView | None
     account: AccountView | None
     banned_for: int = 0  # seconds the source address stays banned (0: not banned)
-    nonce_claimed: bool | None = None  # the request's (nonce, nc) was unused until now

@@ -9,12 +9,15 @@ talks to `KSR`.
 from __future__ import annotations
 
 import os
+import re
+import socket
 
 import KSR
 
 from trunkedge.core import counters
 from trunkedge.core.admission import Refuse
 from trunkedge.core.dialog_seal import DialogSeal
+from trunkedge.core.limits import Held
 from trunkedge.core.methods import ALLOW, LOCAL_ANSWERS, OutOfDialog, classify
 from trunkedge.core.names import NetworkSet
 from trunkedge.core.reasons import Drop, Reason
@@ -23,14 +26,24 @@ from trunkedge.core.strict import Problem
 from trunkedge.core.strict import address as strict_address
 from trunkedge.core.strict import date as strict_date
 from trunkedge.core.strict import request_line as strict_request_line
+from trunkedge.kamailio import symbols
 from trunkedge.kamailio.calls import Admission
-from trunkedge.kamailio.ksr_io import HtableBoard, count, guarded, is_banned_here, pv
+from trunkedge.kamailio.ksr_io import (
+    HtableBoard,
+    count,
+    end_here,
+    guarded,
+    is_banned_here,
+    known_source,
+    pv,
+)
 from trunkedge.kamailio.relay import Relay
 from trunkedge.kamailio.replies import log_refusal, refuse, reply
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
 from trunkedge.store.watcher import Watcher
 
 WATCH_S = 1.0  # each call of the watcher's timer watches this long
+DIALOG_ENDED = frozenset({"dialog:end", "dialog:failed"})
 MAX_FORWARDS = 10  # Max-Forwards added when missing (RFC 3261 §16.6)
 # sanity: the default checks but digest credentials (the edge parses those itself)
 SANITY_CHECKS, SANITY_URI_CHECKS = 3047 - 2048, 7
@@ -45,7 +58,7 @@ class Edge:
         self.flood_exempt = NetworkSet(settings.security.flood_exempt)
         self.strip_headers = settings.routing.strip_reply_headers
         self.relay = Relay(settings, DialogSeal(secret))
-        self.calls = Admission(settings, secret, self.relay)
+        self.calls = Admission(settings, secret, self.relay, edge_id())
         self.watcher: Watcher | None = None  # made in the timer process that runs it
 
     # -- app_python3 entry points ---------------------------------------------------------
@@ -81,7 +94,8 @@ class Edge:
         """rtimer's callback, in a process of its own: keep the workers' lease fresh."""
         if self.watcher is None:
             self.watcher = Watcher(self.settings.redis, HtableBoard(),
-                                   lambda line: KSR.notice(f"trunkedge: {line}\n"))
+                                   lambda line: KSR.notice(f"trunkedge: {line}\n"),
+                                   channel_lease_s=self.settings.limits.channel_lease_s)
         watcher = self.watcher
         guarded(lambda: watcher.run_for(WATCH_S), "watcher")
         return 1
@@ -91,6 +105,19 @@ class Edge:
         ("dispatcher:dst-down", "dispatcher:dst-up")."""
         KSR.notice(f"trunkedge: gateway {event.split('-')[-1]} {pv('$ru')}\n")
         return 1
+
+    def ksr_dialog_event(self, msg: object, event: str) -> int:
+        """dialog's event_callback: a call that holds channels ended (BYE from either
+        side, timeout) or failed (CANCEL, a final error): its channels are free."""
+        if event in DIALOG_ENDED:
+            guarded(lambda: self.dialog_ended(), "dialog event")
+        return 1
+
+    @staticmethod
+    def dialog_ended() -> None:
+        held = Held.decode(pv(symbols.HELD_VAR))
+        if held is not None:
+            end_here(held)
 
     # -- the request route ----------------------------------------------------------------
     def request(self) -> None:
@@ -111,12 +138,12 @@ class Edge:
             self.route_local(kind)
 
     def route_reqinit(self) -> bool:
-        """Scanners and floods dropped; NAT (rport, RFC 3581); Max-Forwards; sanity."""
+        """Scanners and unattributed floods dropped; NAT (rport, RFC 3581); Max-Forwards;
+        sanity."""
         if is_scanner(KSR.hdr.get("User-Agent"), self.security.scanners):
             count(counters.dropped(Drop.SCANNER))
             return True  # no answer at all: scanners learn nothing
-        if (pv("$si") not in self.flood_exempt and KSR.dispatcher.ds_is_from_lists() < 0
-                and KSR.pike.pike_check_req() < 0):
+        if self.floods(pv("$si")):
             count(counters.dropped(Drop.FLOOD))
             return True
         KSR.force_rport()
@@ -127,6 +154,12 @@ class Edge:
             log_refusal(Refuse(400, "Bad Request", Reason.MALFORMED), "", answered="by sanity")
             return True  # sanity answered it (400, 420, 505, ...) or dropped it
         return False
+
+    def floods(self, source: str) -> bool:
+        """The flood guard (pike) for traffic not yet attributed to a customer: neither
+        exempt, nor a gateway, nor admitted lately (a customer's limits govern that)."""
+        return (source not in self.flood_exempt and not known_source(source)
+                and KSR.dispatcher.ds_is_from_lists() < 0 and KSR.pike.pike_check_req() < 0)
 
     def route_withindlg(self) -> bool:
         """A request with a To-tag belongs to a dialog (RFC 3261 §12.2)."""
@@ -189,6 +222,13 @@ class Edge:
             refuse(Refuse(answer.code, answer.phrase, answer.reason), "", headers)
         else:
             reply(answer.code, answer.phrase, headers)
+
+
+def edge_id() -> str:
+    """This edge's name in the shared channel sets: host and a random part, new at every
+    start (a restarted edge's old calls expire with their leases)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:32] or "edge"
+    return f"{host}-{os.urandom(4).hex()}"
 
 
 def mod_init() -> Edge:

@@ -1,11 +1,14 @@
 """Admission of an initial INVITE in Kamailio: the request's facts read once, one store
 lookup, the core's decision carried out (challenge, refusal, or relay with the settled
-caller identity)."""
+caller identity), and the customer's limits held until the call ends."""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import KSR
 
@@ -14,19 +17,38 @@ from trunkedge.core.admission import (
     Admit,
     CallFacts,
     Challenge,
-    Decision,
+    LimitAnswers,
     Refuse,
+    after_commit,
     caller_ids_for,
     decide,
 )
 from trunkedge.core.errors import StoreUnavailable
-from trunkedge.core.identity import IdentityFacts, IdentityRefused, is_anonymous, settle
+from trunkedge.core.identity import (
+    IdentityEdits,
+    IdentityFacts,
+    IdentityRefused,
+    is_anonymous,
+    settle,
+)
+from trunkedge.core.limits import NO_LIMITS, Commit, Held, channel_scopes, scopes_of
 from trunkedge.core.names import is_username
 from trunkedge.core.pops import POP_NAMES, PopPlan
 from trunkedge.core.reasons import Drop, Reason
 from trunkedge.core.target import Target, parse_target
 from trunkedge.core.views import AccountView, Lookup
-from trunkedge.kamailio.ksr_io import NdbTransport, SharedBreaker, ban_here, count, leased, pv
+from trunkedge.kamailio import symbols
+from trunkedge.kamailio.ksr_io import (
+    NdbTransport,
+    SharedBreaker,
+    ban_here,
+    count,
+    end_here,
+    hold_here,
+    leased,
+    pv,
+    remember_source,
+)
 from trunkedge.kamailio.relay import Relay
 from trunkedge.kamailio.replies import refuse
 from trunkedge.settings import Settings
@@ -34,6 +56,12 @@ from trunkedge.store.reads import Store
 from trunkedge.store.watcher import leased_version
 
 POPS = frozenset(POP_NAMES)
+CPS_RETRY_AFTER = "Retry-After: 1\r\n"  # a calls-per-second limit frees up within a second
+
+
+def call_hash(call_id: str) -> str:
+    """A call's short, token-safe name in the channel sets (Call-IDs may hold anything)."""
+    return hashlib.blake2s(call_id.encode(), digest_size=8).hexdigest()
 MAX_CREDENTIALS = 3  # Proxy-Authorization headers looked at (one per proxy's realm)
 
 
@@ -71,17 +99,21 @@ def read_identity(request: InitialRequest, account: str | None) -> IdentityFacts
 
 
 class Admission:
-    def __init__(self, settings: Settings, secret: str, relay: Relay) -> None:
+    def __init__(self, settings: Settings, secret: str, relay: Relay, edge_id: str) -> None:
         self.settings = settings
         self.realm = settings.realm
         self.relay = relay
+        self.edge_id = edge_id
         self.store = Store(settings.redis, NdbTransport(), settings.security.breaker_ms,
                            SharedBreaker())
         self.nonces = digest.Nonces(secret, settings.realm, settings.auth.nonce_expire)
         self.opaque = self.nonces.opaque()
-        r = settings.routing
+        r, lim = settings.routing, settings.limits
         self.plan = PopPlan(settings.default_pop, r.region_order, frozenset(settings.pops))
         self.retry_after = f"Retry-After: {settings.retry_after}\r\n"
+        self.answers = LimitAnswers((lim.over_cps_code, lim.over_cps_phrase),
+                                    (lim.over_channels_code, lim.over_channels_phrase))
+        self.lease_ms = lim.channel_lease_s * 1000
 
     def admit(self) -> None:
         """An initial INVITE: admission by the policy core, then relay to the POP."""
@@ -91,59 +123,106 @@ class Admission:
             refuse(Refuse(403, "Forbidden", Reason.FOREIGN_HOST), "")
             return
         try:
-            decided = self.decide(request, target)
+            self.admit_to(request, target)
         except StoreUnavailable as e:
             KSR.warn(f"trunkedge: store unavailable, answering 503: {e}\n")
             refuse(Refuse(503, "Service Unavailable", Reason.STORE_UNAVAILABLE), target.domain,
                    self.retry_after)
-            return
-        if decided is not None:
-            self.carry_out(request, target, *decided)
 
-    def decide(self, request: InitialRequest,
-               target: Target) -> tuple[Decision, Lookup, tuple[str, ...]] | None:
-        """Look the call up (one round trip at most) and decide; None: the source is
-        banned (dropped). A failed authentication is counted towards a ban."""
+    def admit_to(self, request: InitialRequest, target: Target) -> None:
+        """Look up (a round trip at most), decide, settle the identity, commit what every
+        edge shares (a round trip, only for a digest claim or limits), relay."""
         now = time.time()
         creds = request.call.credentials
         state = self.nonces.check(creds.nonce, now) if creds else digest.NonceState.INVALID
+        lookup = self.look_up(request, target)
+        if lookup is None:
+            return
+        algorithms = (lookup.domain.algorithms if lookup.domain else ()) or \
+            self.settings.auth.algorithms
+        decision = decide(target, request.call, lookup, self.verifier(request, state, algorithms),
+                          realm=self.realm, plan=self.plan)
+        if isinstance(decision, Challenge):
+            self.challenge(algorithms, decision.stale)
+            return
+        if isinstance(decision, Refuse):
+            self.refuse(decision, request, target)
+            return
+        identity = settle(read_identity(request, decision.username),
+                          caller_ids_for(decision, lookup), self.realm)
+        if isinstance(identity, IdentityRefused):
+            refuse(Refuse(403, "Caller ID Not Allowed", identity.reason), target.domain)
+            return
         claim = digest.replay_claim(creds, state, self.nonces, now) if creds else None
+        held = self.commit(request, target, decision, lookup, claim)
+        if held is not False:
+            self.relay_held(decision, identity, held)
+
+    def look_up(self, request: InitialRequest, target: Target) -> Lookup | None:
+        """The call's domain and account; None: the source is banned (dropped)."""
+        creds = request.call.credentials
         source = request.call.source_ip
         lookup = self.store.lookup(
             target.domain, creds.username if creds and is_username(creds.username) else "",
-            source, claim, leased_version(leased(), time.monotonic()))
+            source, leased_version(leased(), time.monotonic()))
         if lookup.banned_for:
             ban_here(source, lookup.banned_for)
             count(counters.dropped(Drop.BANNED))
             return None
-        algorithms = (lookup.domain.algorithms if lookup.domain else ()) or \
-            self.settings.auth.algorithms
+        return lookup
+
+    def verifier(self, request: InitialRequest, state: digest.NonceState,
+                 algorithms: tuple[str, ...]) -> Callable[[AccountView | None], digest.Verdict]:
+        creds = request.call.credentials
 
         def verify(account: AccountView | None) -> digest.Verdict:
             assert creds is not None
             return digest.verify(creds, method=request.method, request_uri=request.ruri,
                                  ha1s=account.ha1 if account else None, allowed=algorithms,
                                  opaque=self.opaque, nonce_state=state)
+        return verify
 
-        decision = decide(target, request.call, lookup, verify, realm=self.realm,
-                          plan=self.plan)
-        if isinstance(decision, Refuse) and decision.reason.counts_towards_ban:
-            self.auth_failed(source)
-        return decision, lookup, algorithms
+    def commit(self, request: InitialRequest, target: Target, admit: Admit, lookup: Lookup,
+               claim: tuple[str, int] | None) -> Held | None | Literal[False]:
+        """Claim the digest's nonce and the call's limits in one round trip (none when
+        there is neither). Returns the channels held (None: none), or False when the call
+        was refused or dropped here."""
+        source = request.call.source_ip
+        account = lookup.account if admit.username else None
+        scopes = scopes_of(target.domain, lookup.domain.limits if lookup.domain else NO_LIMITS,
+                           admit.username, account.limits if account else NO_LIMITS)
+        remember_source(source)  # attributed to a customer: its limits govern it
+        if claim is None and not scopes:
+            return None
+        member = f"{self.edge_id}:{call_hash(pv('$ci'))}"
+        outcome, banned_for = self.store.commit(source, claim, scopes, member, self.lease_ms)
+        if outcome is Commit.BANNED:
+            ban_here(source, banned_for)
+            count(counters.dropped(Drop.BANNED))
+            return False
+        final = after_commit(admit, outcome, self.answers)
+        if isinstance(final, Refuse):
+            self.refuse(final, request, target)
+            return False
+        held = channel_scopes(scopes)
+        return Held(member, held) if held else None
 
-    def carry_out(self, request: InitialRequest, target: Target, decision: Decision,
-                  lookup: Lookup, algorithms: tuple[str, ...]) -> None:
-        if isinstance(decision, Admit):
-            identity = settle(read_identity(request, decision.username),
-                              caller_ids_for(decision, lookup), self.realm)
-            if isinstance(identity, IdentityRefused):
-                refuse(Refuse(403, "Caller ID Not Allowed", identity.reason), target.domain)
-            else:
-                self.relay.call(decision, identity)
-        elif isinstance(decision, Challenge):
-            self.challenge(algorithms, decision.stale)
-        else:
-            refuse(decision, target.domain)
+    def relay_held(self, admit: Admit, identity: IdentityEdits, held: Held | None) -> None:
+        """Relay; a call holding channels is tracked (dialog) until it ends, and releases
+        them at once if it could not be relayed."""
+        if held is not None:
+            KSR.dialog.dlg_manage()
+            KSR.pv.sets(symbols.HELD_VAR, held.encode())
+            hold_here(held)
+        if not self.relay.call(admit, identity) and held is not None:
+            end_here(held)
+
+    def refuse(self, refusal: Refuse, request: InitialRequest, target: Target) -> None:
+        """Answer a refusal; a failed authentication counts towards a ban."""
+        if refusal.reason.counts_towards_ban:
+            self.auth_failed(request.call.source_ip)
+        headers = CPS_RETRY_AFTER if refusal.reason is Reason.OVER_CPS else ""
+        refuse(refusal, target.domain, headers)
 
     def challenge(self, algorithms: tuple[str, ...], stale: bool) -> None:
         """407 with one Proxy-Authenticate per algorithm, one fresh nonce (RFC 8760 §2)."""

@@ -11,8 +11,11 @@ from typing import Any
 import KSR
 
 from trunkedge.core.errors import StoreUnavailable
+from trunkedge.core.limits import Held
 from trunkedge.kamailio import symbols
 from trunkedge.store.scripts import Script
+
+ITERATOR = "te_it"  # htable iterator name (the watcher's process only)
 
 
 def pv(name: str) -> str:
@@ -102,7 +105,9 @@ class SharedBreaker:
 
 
 class HtableBoard:
-    """The watcher's board: its lease in te_state, the bans it hears of in te_bans."""
+    """The watcher's board: its lease in te_state, the bans it hears of in te_bans, the
+    live calls whose channels it renews (te_calls) and the ended ones it releases
+    (te_ended)."""
 
     def lease(self, value: str) -> None:
         KSR.htable.sht_sets(symbols.HT_STATE, symbols.STATE_LEASE, value)
@@ -112,6 +117,15 @@ class HtableBoard:
 
     def ban(self, address: str, seconds: int) -> None:
         ban_here(address, seconds)
+
+    def calls(self) -> list[Held]:
+        return calls_in(symbols.HT_CALLS)
+
+    def ended(self) -> list[Held]:
+        return calls_in(symbols.HT_ENDED)
+
+    def released(self, member: str) -> None:
+        KSR.htable.sht_rm(symbols.HT_ENDED, member)
 
 
 def ban_here(address: str, seconds: int) -> None:
@@ -132,3 +146,37 @@ def count(*names: str) -> None:
     """Increment counters (core.counters names) in this edge's shared memory."""
     for name in names:
         KSR.htable.sht_inc(symbols.HT_METRICS, name)
+
+
+def hold_here(held: Held) -> None:
+    """This edge's table of live calls holding channels (the watcher renews them)."""
+    KSR.htable.sht_sets(symbols.HT_CALLS, held.member, " ".join(held.scopes))
+
+
+def end_here(held: Held) -> None:
+    """A call ended: off the live table, onto the ended one, which the watcher releases in
+    Redis in batches (no round trip on the call's path)."""
+    KSR.htable.sht_rm(symbols.HT_CALLS, held.member)
+    KSR.htable.sht_sets(symbols.HT_ENDED, held.member, " ".join(held.scopes))
+
+
+def calls_in(table: str) -> list[Held]:
+    """Every call of one of this edge's call tables (the watcher's process only)."""
+    found = []
+    KSR.htable.sht_iterator_start(ITERATOR, table)
+    try:
+        while KSR.htable.sht_iterator_next(ITERATOR) > 0:
+            member, scopes = pv(f"$shtitkey({ITERATOR})"), pv(f"$shtitval({ITERATOR})")
+            found.append(Held(member, tuple(scopes.split())))
+    finally:
+        KSR.htable.sht_iterator_end(ITERATOR)
+    return found
+
+
+def known_source(address: str) -> bool:
+    """Admitted lately: a customer's traffic, governed by its limits, not the flood guard."""
+    return KSR.htable.sht_get(symbols.HT_KNOWN, address) is not None
+
+
+def remember_source(address: str) -> None:
+    KSR.htable.sht_seti(symbols.HT_KNOWN, address, 1)

@@ -31,8 +31,9 @@ class Relay:
         self.removed_initially = removed_initially(internal)
         self.removed_in_dialog = removed_in_dialog(internal)
 
-    def call(self, admit: Admit, identity: IdentityEdits) -> None:
-        """Relay to the first live gateway of the first POP; failover walks the rest."""
+    def call(self, admit: Admit, identity: IdentityEdits) -> bool:
+        """Relay to the first live gateway of the first POP; failover walks the rest.
+        False: no gateway is up (answered 503) or tm could not relay."""
         for name in dict.fromkeys((*self.removed_initially, *identity.remove)):
             KSR.hdr.remove(name)  # the POP never sees the customer's route, digest, ...
         for line in identity.add:
@@ -42,13 +43,13 @@ class Relay:
         if KSR.dispatcher.ds_select_routes(self.rules_for(admit.pops), "d") < 0:
             refuse(Refuse(503, "Service Unavailable", Reason.NO_GATEWAY_UP), "",
                    self.retry_after)
-            return
+            return False
         KSR.rr.record_route_params(self.seal.route_params(pv("$ci"), identity.private))
         pop = current_pop()
         count(counters.admitted(admit.acl), counters.sent(pop), counters.sent(pop, pv("$du")))
         if self.log_info:
             log_admission(admit, identity, pop)
-        self.forward()
+        return self.forward()
 
     def rules_for(self, pops: tuple[str, ...]) -> str:
         """dispatcher's rules for a POP order: a handful per worker, computed once each."""
@@ -57,13 +58,15 @@ class Relay:
             rules = self.rules[pops] = dispatcher_rules(pops, self.gateways)
         return rules
 
-    def forward(self) -> None:
+    def forward(self) -> bool:
         KSR.tm.t_on_failure(symbols.CB_FAILURE)
         private = KSR.pv.get(symbols.PRIVATE_AVP) == 1
         KSR.tm.t_on_reply(symbols.CB_PRIVATE_REPLY if private else symbols.CB_REPLY)
         KSR.tm.t_set_fr(self.ring_ms, self.branch_ms)
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()
+            return False
+        return True
 
     def failure(self) -> None:
         """A gateway failed: next gateway (same POP, then the next POP) or one final 503."""

@@ -51,6 +51,8 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_BASE_DOMAIN": settings.base_domain,
         "TE_MASK_IP": settings.routing.mask_ip,
         "TE_BAN_TIME": str(settings.security.ban_time_s),
+        "TE_CALLS_EXPIRE": str(settings.limits.max_call_s + 2 * settings.limits.channel_lease_s),
+        "TE_KNOWN_S": str(settings.limits.known_source_s),
         "TE_REDIS_SERVER": ndb_redis_server(settings.redis.url),
         **symbols.SUBSTITUTIONS,
     }
@@ -63,6 +65,7 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_LOG_LEVEL": k.log_level,
         "TE_PROBE_INTERVAL": settings.routing.probe_interval_s,
         "TE_PROBE_TIMEOUT": settings.routing.probe_timeout_ms,
+        "TE_MAX_CALL": settings.limits.max_call_s,
     }
     lines = ["#!KAMAILIO", "# Rendered by `trunkedge run`; do not edit: change the settings."]
     for name, value in subst.items():

@@ -13,6 +13,9 @@ HT_BANS = "te_bans"  # this edge's copy of the banned addresses (expiring items)
 HT_STATE = "te_state"  # state the workers share: the breaker, the watcher's lease
 STATE_BREAKER = "redis_open_until"  # te_state item: breaker open until (monotonic ms)
 STATE_LEASE = "watch"  # te_state item: the version the watcher vouches for, until when
+HT_CALLS = "te_calls"  # this edge's calls holding channels: member -> scopes (watcher refreshes)
+HT_ENDED = "te_ended"  # this edge's calls that ended: the watcher releases their channels
+HT_KNOWN = "te_known"  # sources admitted lately: customers, exempt from the flood guard
 
 # routes and callbacks Kamailio calls by name (methods of adapter.Edge)
 CB_FAILURE = "ksr_failure_route"  # tm failure route of a relayed INVITE
@@ -21,6 +24,7 @@ CB_PRIVATE_REPLY = "ksr_private_reply_route"  # ... in a dialog whose caller is 
 CB_SL_REPLY = "ksr_sl_reply"  # tm on_sl_reply: replies matching no transaction
 CB_DISPATCHER_EVENT = "ksr_dispatcher_event"  # a gateway went up or down
 CB_WATCH = "ksr_watch"  # rtimer: the watcher's process
+CB_DIALOG_EVENT = "ksr_dialog_event"  # dialog: a call that holds channels ended
 WATCH_TIMER = "te_watch"  # the rtimer that runs CB_WATCH
 
 # ndb_redis
@@ -29,6 +33,7 @@ REDIS_REPLY = "te"  # the reply container the adapter reads ($redis(te=>...))
 
 # AVPs
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
+HELD_VAR = "$dlg_var(te_held)"  # the channels the dialog holds (core.limits.Held)
 
 SUBSTITUTIONS = {
     "TE_HT_METRICS": HT_METRICS,
@@ -37,9 +42,13 @@ SUBSTITUTIONS = {
     "TE_CB_SL_REPLY": CB_SL_REPLY,
     "TE_CB_DISPATCHER_EVENT": CB_DISPATCHER_EVENT,
     "TE_CB_WATCH": CB_WATCH,
+    "TE_CB_DIALOG_EVENT": CB_DIALOG_EVENT,
+    "TE_HT_CALLS": HT_CALLS,
+    "TE_HT_KNOWN": HT_KNOWN,
+    "TE_HT_ENDED": HT_ENDED,
     "TE_WATCH_TIMER": WATCH_TIMER,
 }
 """What kamailio.cfg names through the wrapper's #!substdef (the rest it never names)."""
 
 CALLBACKS = (CB_FAILURE, CB_REPLY, CB_PRIVATE_REPLY, CB_SL_REPLY, CB_DISPATCHER_EVENT,
-             CB_WATCH)
+             CB_WATCH, CB_DIALOG_EVENT)

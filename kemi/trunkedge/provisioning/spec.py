@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trunkedge.core.identity import NO_CALLER_IDS, CallerIds
+from trunkedge.core.limits import NO_LIMITS, Limits
 
 
 @dataclass
 class AccountSpec:
     ha1: dict[str, str]  # algorithm -> HA1
     caller_ids: CallerIds = NO_CALLER_IDS
+    limits: Limits = NO_LIMITS
 
 
 @dataclass
@@ -29,6 +31,7 @@ class DomainSpec:
     acls: list[str] = field(default_factory=list)
     pop: str | None = None
     algorithms: list[str] = field(default_factory=list)  # empty: the edge's default
+    limits: Limits = NO_LIMITS
 
 
 @dataclass

@@ -8,14 +8,21 @@ The YAML format is the one examples/demo-customer.yaml shows.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 from trunkedge.core import names
 from trunkedge.core.digest import ALGORITHMS, ha1_all, is_ha1
 from trunkedge.core.errors import ConfigError
 from trunkedge.core.identity import POLICIES, CallerIds, is_pattern
+from trunkedge.core.limits import NO_LIMITS, Limits
 from trunkedge.core.names import is_e164
 from trunkedge.provisioning.spec import AccountSpec, AclSpec, ConfigSpec, DomainSpec
+
+LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+"""The limits' names: Limits' attributes, the YAML's `limits` keys, `--cps`/`--channels`."""
+MAX_LIMIT = 1_000_000
+"""The largest limit accepted (new calls per second, or calls in progress)."""
 
 
 # -- YAML import ------------------------------------------------------------------------
@@ -85,10 +92,11 @@ def _parse_account(acct: object, where: str, acl: str, realm: str | None,
     if u in seen_users:
         raise ConfigError(f"{where}.username", f"{u!r} is already in ACL {seen_users[u]!r}")
     seen_users[u] = acl
-    if set(acct) - {"username", "password", "ha1", "caller_ids"}:
-        raise ConfigError(where, "keys are username, password or ha1, caller_ids")
+    if set(acct) - {"username", "password", "ha1", "caller_ids", "limits"}:
+        raise ConfigError(where, "keys are username, password or ha1, caller_ids, limits")
     return u, AccountSpec(_account_ha1(acct, u, realm, where),
-                          _caller_ids(acct.get("caller_ids"), f"{where}.caller_ids"))
+                          _caller_ids(acct.get("caller_ids"), f"{where}.caller_ids"),
+                          _limits(acct.get("limits"), f"{where}.limits"))
 
 
 def _account_ha1(acct: Mapping[str, Any], u: str, realm: str, where: str) -> dict[str, str]:
@@ -104,14 +112,15 @@ def _account_ha1(acct: Mapping[str, Any], u: str, realm: str, where: str) -> dic
 
 
 def _parse_domain(d: str, body: object) -> DomainSpec:
-    """`domains.<d>`: the ACLs attached, the POP and the digest algorithms."""
-    body = _mapping_of(body or {}, ("acls", "pop", "algorithms"), f"domains.{d}")
+    """`domains.<d>`: the ACLs attached, the POP, the digest algorithms and the limits."""
+    body = _mapping_of(body or {}, ("acls", "pop", "algorithms", "limits"), f"domains.{d}")
     attached = _list_of(body.get("acls") or [], f"domains.{d}.acls", "ACL names")
     pop = body.get("pop")
     return DomainSpec(
         sorted({names.acl_name(x, f"domains.{d}.acls") for x in attached}),
         names.pop_name(pop, f"domains.{d}.pop") if pop is not None else None,
         check_algorithms(body.get("algorithms") or [], f"domains.{d}.algorithms"),
+        _limits(body.get("limits"), f"domains.{d}.limits"),
     )
 
 
@@ -127,6 +136,14 @@ def _caller_ids(raw: object, where: str) -> CallerIds:
         raise ConfigError(f"{where}.default", "must be a +E.164 number (quote it in YAML)")
     return check_caller_ids(CallerIds(tuple(allow), default, str(raw.get("policy", "reject"))),
                             where)
+
+
+def _limits(raw: object, where: str) -> Limits:
+    """`limits: {cps, channels}` of a domain or an account (a key absent: no such limit)."""
+    if raw is None:
+        return NO_LIMITS
+    raw = _mapping_of(raw, LIMIT_KEYS, where)
+    return Limits(**{k: check_limit(raw.get(k), f"{where}.{k}") for k in LIMIT_KEYS})
 
 
 def _mapping_of(raw: object, keys: tuple[str, ...], where: str) -> Mapping[Any, Any]:
@@ -186,6 +203,38 @@ def check_algorithms(raw: object, where: str) -> list[str]:
     return [str(a) for a in raw]
 
 
+def check_limit(value: object, where: str) -> int | None:
+    """One limit: None (no limit) or an integer from 0 (refuses every call) to MAX_LIMIT."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)
+                         and 0 <= value <= MAX_LIMIT):
+        return value
+    raise ConfigError(where, f"must be an integer from 0 to {MAX_LIMIT} (0 refuses every call)")
+
+
+def check_limit_changes(changes: Mapping[str, object]) -> dict[str, int | None]:
+    """The limits a `set-limits` changes, by LIMIT_KEYS name (None: remove that limit)."""
+    unknown = set(changes) - set(LIMIT_KEYS)
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], f"unknown limit (expected {', '.join(LIMIT_KEYS)})")
+    return {k: check_limit(v, k) for k, v in changes.items()}
+
+
+def limit_options(options: Mapping[str, str | None]) -> dict[str, int | None]:
+    """`--cps`/`--channels` (keyed by LIMIT_KEYS name) as check_limit_changes takes them:
+    N, or `none` (no limit); an option not given (None) leaves that limit as it is."""
+    given = {k: text for k, text in options.items() if text is not None}
+    if not given:
+        raise ConfigError("--cps", "give --cps, --channels or both (N, or none)")
+    return {k: _limit_option(text, f"--{k}") for k, text in given.items()}
+
+
+def _limit_option(text: str, where: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_LIMIT))
+    return check_limit(int(text) if digits else text, where)
+
+
 # -- YAML export ------------------------------------------------------------------------
 def dump_config(spec: ConfigSpec, realm: str | None) -> dict[str, Any]:
     """The YAML-ready form of a configuration (HA1s only, never passwords).
@@ -198,21 +247,25 @@ def dump_config(spec: ConfigSpec, realm: str | None) -> dict[str, Any]:
     return {
         **({"realm": realm} if realm else {}),
         "acls": {a: dump_acl(acl) for a, acl in spec.acls.items()},
-        "domains": {
-            d: {"acls": dom.acls, **({"pop": dom.pop} if dom.pop else {}),
-                **({"algorithms": dom.algorithms} if dom.algorithms else {})}
-            for d, dom in spec.domains.items()
-        },
+        "domains": {d: _dump_domain(dom) for d, dom in spec.domains.items()},
     }
+
+
+def _dump_domain(dom: DomainSpec) -> dict[str, Any]:
+    """One domain as `domains.<name>` of the YAML: acls, pop, algorithms, limits (if any)."""
+    return {"acls": dom.acls, **({"pop": dom.pop} if dom.pop else {}),
+            **({"algorithms": dom.algorithms} if dom.algorithms else {}),
+            **dump_limits(dom.limits)}
 
 
 def dump_acl(acl: AclSpec, with_ha1: bool = True) -> dict[str, Any]:
     """One ACL as `acls.<name>` of the YAML: ips, accounts, caller_ids (when configured).
 
-    Without `with_ha1` (`acl show`) the accounts are their usernames and caller IDs.
+    Without `with_ha1` (`acl show`) the accounts are their usernames, caller IDs and limits.
     """
     accounts = [{"username": u, **({"ha1": acct.ha1} if with_ha1 else {}),
-                 **_dump_ids(acct.caller_ids)} for u, acct in acl.accounts.items()]
+                 **_dump_ids(acct.caller_ids), **dump_limits(acct.limits)}
+                for u, acct in acl.accounts.items()]
     return {"ips": acl.networks, "accounts": accounts, **_dump_ids(acl.caller_ids)}
 
 
@@ -223,3 +276,9 @@ def _dump_ids(ids: CallerIds) -> dict[str, Any]:
     if ids.default:
         out["default"] = ids.default
     return {"caller_ids": out}
+
+
+def dump_limits(limits: Limits) -> dict[str, Any]:
+    """`limits: {cps, channels}` with the limits set; nothing without any."""
+    given = {k: getattr(limits, k) for k in LIMIT_KEYS if getattr(limits, k) is not None}
+    return {"limits": given} if given else {}

@@ -10,7 +10,8 @@ Provisioner inherits the reads (list, show, export) from ConfigReader.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -22,8 +23,10 @@ from trunkedge.provisioning.spec import AccountSpec, AclSpec, ConfigSpec, Domain
 from trunkedge.provisioning.validation import (
     check_algorithms,
     check_caller_ids,
+    check_limit_changes,
     check_references,
     dump_acl,
+    dump_limits,
     edge_realm,
     password_ha1,
 )
@@ -31,6 +34,7 @@ from trunkedge.store.schema import (
     ACCOUNT_ACL_FIELD,
     CHANGED,
     CID_FIELDS,
+    LIMIT_FIELDS,
     Keys,
     account_fields,
     acl_fields,
@@ -39,11 +43,13 @@ from trunkedge.store.schema import (
     decode_caller_ids,
     decode_domain_fields,
     decode_ha1,
+    decode_limits,
     domain_algorithms_field,
     domain_fields,
     domain_keys,
     domain_pop_field,
     hash_text,
+    limit_fields,
 )
 
 Pipe = Any  # redis.client.Pipeline: untyped in redis-py 5
@@ -79,7 +85,7 @@ class ConfigReader:
         self._need_domain(self.redis, d)
         domain = self._read_domain(d)
         return {"domain": d, "pop": domain.pop, "algorithms": domain.algorithms or None,
-                "acls": domain.acls}
+                "acls": domain.acls, **dump_limits(domain.limits)}
 
     # -- ACLs ---------------------------------------------------------------------------
     def acl_list(self) -> list[str]:
@@ -107,15 +113,16 @@ class ConfigReader:
 
     def _read_account(self, u: str) -> AccountSpec:
         fields = hash_text(self.redis.hgetall(self.keys.account(u)))
-        return AccountSpec(decode_ha1(fields), decode_caller_ids(fields))
+        return AccountSpec(decode_ha1(fields), decode_caller_ids(fields), decode_limits(fields))
 
     def _read_domain(self, d: str) -> DomainSpec:
-        pop, algorithms = decode_domain_fields(hash_text(self.redis.hgetall(self.keys.domain(d))))
-        return DomainSpec(_strs(self.redis.smembers(self.keys.domain_acls(d))), pop, algorithms)
+        fields = hash_text(self.redis.hgetall(self.keys.domain(d)))
+        return DomainSpec(_strs(self.redis.smembers(self.keys.domain_acls(d))),
+                          *decode_domain_fields(fields), decode_limits(fields))
 
 
 class Provisioner(ConfigReader):
-    """The changes of `trunkedge domain|acl|import`: each one atomic transaction.
+    """The changes of `trunkedge domain|acl|account|import`: each one atomic transaction.
 
     `realm` (the edge's digest realm) is needed only to write accounts: None refuses them.
     """
@@ -141,6 +148,28 @@ class Provisioner(ConfigReader):
     def _need_account(self, pipe: Pipe, acl: str, username: str) -> None:
         if not pipe.sismember(self.keys.acl_accounts(acl), username):
             raise ConfigError("username", f"{username!r} is not an account of ACL {acl!r}")
+
+    def _need_username(self, pipe: Pipe, username: str) -> None:
+        if pipe.hget(self.keys.account(username), ACCOUNT_ACL_FIELD) is None:
+            raise ConfigError("username", f"{username!r} does not exist")
+
+    def _set_limits(self, key: str, need: Callable[[Pipe], None],
+                    changes: Mapping[str, object]) -> None:
+        """Change some limits (by LIMIT_KEYS name; None removes) of the domain or account
+        hash `key`, which `need` checks exists; the others are left as they are."""
+        checked = check_limit_changes(changes)
+
+        def merge_limits(pipe: Pipe) -> None:
+            need(pipe)
+            now = decode_limits(dict(zip(LIMIT_FIELDS, pipe.hmget(key, *LIMIT_FIELDS),
+                                         strict=True)))
+            fields = limit_fields(replace(now, **checked))
+            pipe.multi()
+            pipe.hdel(key, *LIMIT_FIELDS)
+            if fields:
+                pipe.hset(key, mapping=fields)
+
+        self._change(merge_limits)
 
     def _create(self, kind: str, name: str, index: str, key: str,
                 fields: dict[str, str]) -> None:
@@ -197,6 +226,11 @@ class Provisioner(ConfigReader):
                 pipe.hdel(key, field)
 
         self._change(set_or_clear_field)
+
+    def domain_set_limits(self, name: str, changes: Mapping[str, object]) -> None:
+        """Set (an integer) or remove (None) the domain's `cps` and/or `channels` limit."""
+        d = names.domain_name(name)
+        self._set_limits(self.keys.domain(d), lambda pipe: self._need_domain(pipe, d), changes)
 
     def domain_attach(self, domain: str, acl: str) -> None:
         d, a = names.domain_name(domain), names.acl_name(acl)
@@ -318,6 +352,13 @@ class Provisioner(ConfigReader):
 
         self._change(replace_caller_ids)
 
+    # -- accounts -----------------------------------------------------------------------
+    def account_set_limits(self, username: str, changes: Mapping[str, object]) -> None:
+        """Set (an integer) or remove (None) the account's `cps` and/or `channels` limit."""
+        u = names.username(username)
+        self._set_limits(self.keys.account(u), lambda pipe: self._need_username(pipe, u),
+                         changes)
+
     # -- whole configuration ------------------------------------------------------------
     def import_config(self, spec: ConfigSpec) -> None:
         """Replace the whole configuration with `spec` (validated), atomically."""
@@ -357,13 +398,14 @@ class Provisioner(ConfigReader):
         for u, acct in acl.accounts.items():
             pipe.hset(self.keys.account(u), mapping={
                 **account_fields(a, edge_realm(self.realm), acct.ha1),
-                **caller_id_fields(acct.caller_ids)})
+                **caller_id_fields(acct.caller_ids), **limit_fields(acct.limits)})
             pipe.sadd(self.keys.acl_accounts(a), u)
 
     def _queue_domain(self, pipe: Pipe, d: str, dom: DomainSpec) -> None:
         """Queue (after MULTI) the writes of one domain and its ACL links."""
         pipe.sadd(self.keys.domains, d)
-        pipe.hset(self.keys.domain(d), mapping=domain_fields(d, dom.pop, dom.algorithms))
+        pipe.hset(self.keys.domain(d), mapping={**domain_fields(d, dom.pop, dom.algorithms),
+                                                **limit_fields(dom.limits)})
         if dom.acls:
             pipe.sadd(self.keys.domain_acls(d), *dom.acls)
         for a in dom.acls:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from redis.retry import Retry
 
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.settings import RedisSettings
+from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import Script
 
 
@@ -37,3 +39,17 @@ class RedisPyTransport:
                 return self.client.eval(script.source, len(keys), *keys, *args)
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+
+
+def channels_in_use(client: Any, keys: Keys) -> dict[str, int]:
+    """Calls in progress per limit scope (`d:<domain>`, `u:<username>`), across every edge
+    of this Redis: the members of each channel set whose lease still runs. (`client`: a
+    redis.Redis, whose sync/async union types add nothing here.)"""
+    now_ms = int(time.time() * 1000)
+    start = len(keys.channels(""))
+    found = {}
+    for name in client.scan_iter(match=keys.channels("*"), count=1000):
+        live = int(client.zcount(name, f"({now_ms}", "+inf"))
+        if live:
+            found[name.decode(errors="replace")[start:]] = live
+    return dict(sorted(found.items()))

@@ -16,11 +16,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from trunkedge.core.errors import StoreUnavailable
+from trunkedge.core.limits import Commit, Scope, bucket_size
 from trunkedge.core.views import AccountView, DomainView, Lookup
 from trunkedge.settings import RedisSettings
 from trunkedge.store.schema import Keys, decode_account, decode_domain
-from trunkedge.store.scripts import CLAIM, EDGE, FAILURE, Script
+from trunkedge.store.scripts import COMMIT, EDGE, FAILURE, RELEASE, Script
 
+_COMMITS = {0: Commit.REPLAY, 1: Commit.OK, 2: Commit.OVER_CPS, 3: Commit.OVER_CHANNELS}
 CACHE_LIMIT = 200_000  # entries per worker before the cache starts over
 NONE = "-"  # an empty argument (ndb_redis splits commands on spaces)
 
@@ -83,33 +85,19 @@ class Store:
         return result
 
     def lookup(self, domain: str, username: str, source: str,
-               claim: tuple[str, int] | None = None, vouched: str | None = None) -> Lookup:
-        """The domain's ACLs, the credentials' account, the source's ban, and the claim of
-        a digest "nonce:nc" (for `ttl` seconds): one round trip, little data when cached.
-
-        When the watcher vouches that Redis holds the version this cache holds
-        (`vouched`) and the cache has both entries, nothing goes to Redis but a claim, if
-        any (the claim script: the source's ban and the SET NX, no data). Without a claim the
-        source's ban is the caller's to check: the watcher copies bans to every edge, and
-        a banned address's credentials are refused by the claim even before its copy
-        arrives."""
+               vouched: str | None = None) -> Lookup:
+        """The domain's ACLs and the credentials' account (and, from Redis, the source's
+        ban): from this worker's cache when the watcher vouches that Redis holds the
+        version the cache holds (`vouched`), else one round trip with little data. With
+        a vouched cache the source's ban is the caller's to check (the watcher copies
+        bans to every edge; `commit` checks it again for what it claims)."""
         if (vouched is not None and vouched == self.version and domain in self.domains
                 and (not username or username in self.accounts)):
-            claimed = None
-            if claim is not None:
-                code = int(self._run(CLAIM, (self.keys.ban(source or NONE),
-                                             self.keys.nonce_use(claim[0])), (str(claim[1]),)))
-                if code < 0:
-                    return Lookup(None, None, banned_for=-code)
-                claimed = bool(code)
-            return Lookup(self.domains[domain], self.accounts[username] if username else None,
-                          nonce_claimed=claimed)
+            return Lookup(self.domains[domain], self.accounts[username] if username else None)
         want = ("d" if domain not in self.domains else "") + \
             ("u" if username and username not in self.accounts else "")
-        raw = self._run(EDGE, (), (
-            self.keys.prefix, domain, username or NONE, source or NONE,
-            self.version or NONE, want or NONE,
-            claim[0] if claim else NONE, str(claim[1]) if claim else "0"))
+        raw = self._run(EDGE, (), (self.keys.prefix, domain, username or NONE,
+                                   source or NONE, self.version or NONE, want or NONE))
         answer = json.loads(raw)
         if "ban" in answer:
             return Lookup(None, None, banned_for=int(answer["ban"]))
@@ -121,10 +109,30 @@ class Store:
             self.domains[domain] = decode_domain(domain, answer["dom"])
         if "acct" in answer:
             self.accounts[username] = decode_account(username, answer["acct"] or ())
-        claimed = None if claim is None else bool(answer.get("claimed"))
         return Lookup(self.domains.get(domain),
-                      self.accounts.get(username) if username else None,
-                      nonce_claimed=claimed)
+                      self.accounts.get(username) if username else None)
+
+    def commit(self, source: str, claim: tuple[str, int] | None, scopes: Sequence[Scope],
+               member: str, lease_ms: int) -> tuple[Commit, int]:
+        """An admitted call's one round trip: the source's ban, the claim of its digest
+        "nonce:nc" (for `ttl` seconds), and its limits, all or nothing. Returns what held,
+        and the seconds the source stays banned when BANNED."""
+        keys = [self.keys.ban(source or NONE), self.keys.nonce_use(claim[0] if claim else NONE)]
+        args = [str(claim[1]) if claim else "0", member, str(lease_ms)]
+        for scope in scopes:
+            keys += [self.keys.cps(scope.name), self.keys.channels(scope.name)]
+            cps, channels = scope.limits.cps, scope.limits.channels
+            args += [NONE if cps is None else str(cps), str(bucket_size(cps or 0)),
+                     NONE if channels is None else str(channels)]
+        code = int(self._run(COMMIT, keys, args))
+        if code < 0:
+            return Commit.BANNED, -code
+        return _COMMITS[code], 0
+
+    def release(self, scopes: Sequence[str], member: str) -> None:
+        """A call ended: it leaves the channel sets of its scopes (idempotent). The edge
+        releases in batches from its watcher (`watcher.release_ended`)."""
+        self._run(RELEASE, [self.keys.channels(s) for s in scopes], [member] * len(scopes))
 
     def record_failure(self, source: str, limit: int, window_s: int, ban_s: int) -> bool:
         """Count a failed authentication; True if it got the address banned."""

@@ -37,11 +37,14 @@ from typing import Any
 
 from trunkedge.core.digest import ALGORITHMS
 from trunkedge.core.identity import CallerIds, parse_caller_ids
+from trunkedge.core.limits import Limits
 from trunkedge.core.names import NetworkSet
 from trunkedge.core.views import AccountView, AclView, DomainView
 
 HA1_FIELDS = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256"}
 CID_FIELDS = ("cid_allow", "cid_default", "cid_policy")
+LIMIT_FIELDS = ("max_cps", "max_channels")
+"""A domain's or account's limits (absent: no limit), as non-negative integers."""
 assert set(HA1_FIELDS) == set(ALGORITHMS)
 
 
@@ -61,6 +64,8 @@ KEY_TEMPLATES = {
     "nonce_use": "nc:{}",
     "changes": "changes",
     "secret": "secret",
+    "cps": "cps:{}",
+    "channels": "ch:{}",
 }
 """Every key name after the prefix, defined once: `Keys` formats them for Python, and the
 Lua scripts get the same names as functions (store.scripts renders them)."""
@@ -116,6 +121,14 @@ class Keys:
         """A digest "nonce:nc" already used."""
         return self._key("nonce_use", nonce_nc)
 
+    def cps(self, scope: str) -> str:
+        """A limit scope's token bucket (`d:<domain>`, `u:<username>`): HASH t, ts."""
+        return self._key("cps", scope)
+
+    def channels(self, scope: str) -> str:
+        """A limit scope's calls in progress: ZSET of call members scored by lease end."""
+        return self._key("channels", scope)
+
     @property
     def changes(self) -> str:
         """The pub/sub channel that tells the edges' watchers what changed."""
@@ -151,7 +164,9 @@ def decode_domain(name: str, raw: Any) -> DomainView | None:
         for acl, nets, count, *cid in (raw.get("acls") or ())
     )
     return DomainView(name=name, acls=acls, pop=raw.get("pop") or None,
-                      algorithms=tuple(raw["algs"].split(",")) if raw.get("algs") else ())
+                      algorithms=tuple(raw["algs"].split(",")) if raw.get("algs") else (),
+                      limits=decode_limits(dict(zip(LIMIT_FIELDS, raw.get("lim") or (),
+                                                    strict=False))))
 
 
 def decode_account(username: str, flat: Sequence[bytes | str]) -> AccountView | None:
@@ -165,7 +180,21 @@ def decode_account(username: str, flat: Sequence[bytes | str]) -> AccountView | 
         realm=fields.get("realm", ""),
         ha1={alg: fields[f] for alg, f in HA1_FIELDS.items() if f in fields},
         caller_ids=decode_caller_ids(fields),
+        limits=decode_limits(fields),
     )
+
+
+def decode_limits(fields: Mapping[str, bytes | str | None]) -> Limits:
+    """The max_* fields of a domain or account hash (anything but a number: no limit)."""
+    cps, channels = (_s(fields.get(f)) for f in LIMIT_FIELDS)
+    return Limits(int(cps) if cps.isdigit() else None,
+                  int(channels) if channels.isdigit() else None)
+
+
+def limit_fields(limits: Limits) -> dict[str, str]:
+    """The max_* fields as provisioning writes them (a field absent: no limit)."""
+    values = (limits.cps, limits.channels)
+    return {f: str(v) for f, v in zip(LIMIT_FIELDS, values, strict=True) if v is not None}
 
 
 def decode_caller_ids(fields: Mapping[str, bytes | str | None]) -> CallerIds:

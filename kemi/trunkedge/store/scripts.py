@@ -49,7 +49,9 @@ def load(name: str) -> Script:
     return Script(name, text.replace(KEY_FUNCTIONS_MARK, key_functions()))
 
 
-EDGE = load("edge")  # the per-call lookup (domain, account, ban, nonce claim)
-CLAIM = load("claim")  # a warm digest call's ban check and nonce claim
+EDGE = load("edge")  # the per-call lookup (domain, account, ban) when not cached
+COMMIT = load("commit")  # an admitted call's ban check, nonce claim and limits
 FAILURE = load("failure")  # a failed authentication, and the ban it may cause
-SCRIPTS = (EDGE, CLAIM, FAILURE)
+RELEASE = load("release")  # a call ended: its channels are free
+REFRESH = load("refresh")  # the watcher: this edge's calls are still up
+SCRIPTS = (EDGE, COMMIT, FAILURE, RELEASE, REFRESH)

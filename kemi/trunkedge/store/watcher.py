@@ -21,13 +21,16 @@ from typing import Any, Protocol
 
 import redis
 
+from trunkedge.core.errors import StoreUnavailable
+from trunkedge.core.limits import Held
 from trunkedge.settings import RedisSettings
-from trunkedge.store.client import connect
+from trunkedge.store.client import RedisPyTransport, connect
 from trunkedge.store.schema import BAN_MESSAGE, Keys
-from trunkedge.store.scripts import SCRIPTS
+from trunkedge.store.scripts import REFRESH, RELEASE, SCRIPTS, Script
 
 HEARTBEAT_S = 0.1  # how often the version is read (and Redis's health checked)
 LEASE_S = 0.5  # a lease outlives a few late heartbeats of a busy watcher, no more
+RENEW_BATCH = 500  # channel leases renewed per script call
 
 
 class Board(Protocol):
@@ -38,6 +41,16 @@ class Board(Protocol):
     def withdraw(self) -> None: ...
 
     def ban(self, address: str, seconds: int) -> None: ...
+
+    def calls(self) -> list[Held]:
+        """This edge's live calls holding channels."""
+        ...
+
+    def ended(self) -> list[Held]:
+        """This edge's calls that ended and whose channels are not yet released."""
+        ...
+
+    def released(self, member: str) -> None: ...
 
 
 def format_lease(version: str, until_s: float) -> str:
@@ -55,9 +68,12 @@ def leased_version(value: object, now_s: float) -> str | None:
 class Watcher:
     def __init__(self, settings: RedisSettings, board: Board,
                  log: Callable[[str], None] = lambda _: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 channel_lease_s: float = 30.0) -> None:
         self.settings, self.keys, self.board = settings, Keys(settings.prefix), board
         self.log, self.clock = log, clock
+        self.lease_s = channel_lease_s
+        self.next_renewal = 0.0
         self.client: Any = None  # redis.Redis (its sync/async union types add nothing here)
         self.pubsub: Any = None
         self.next_beat = self.retry_at = 0.0
@@ -72,7 +88,7 @@ class Watcher:
                 continue
             try:
                 self.step(deadline)
-            except (redis.RedisError, OSError, ValueError) as e:
+            except (redis.RedisError, OSError, ValueError, StoreUnavailable) as e:
                 self.fail(e)
 
     def step(self, deadline: float) -> None:
@@ -80,6 +96,8 @@ class Watcher:
             self.connect()
         if self.clock() >= self.next_beat:
             self.beat()
+        if self.clock() >= self.next_renewal:
+            self.renew_calls()
         message = self.pubsub.get_message(
             timeout=max(0.0, min(self.next_beat, deadline) - self.clock()))
         changed = False
@@ -106,12 +124,36 @@ class Watcher:
             self.log("watching Redis: workers answer from their caches")
 
     def beat(self) -> None:
-        """Read the version and renew the lease (a failure withdraws it)."""
+        """Read the version and renew the lease (a failure withdraws it); free the
+        channels of the calls that ended meanwhile."""
         assert self.client is not None
         version = self.client.get(self.keys.version)
         self.board.lease(format_lease(version.decode() if version else "0",
                                       self.clock() + LEASE_S))
         self.next_beat = self.clock() + HEARTBEAT_S
+        self.release_ended()
+
+    def renew_calls(self) -> None:
+        """Renew the leases of this edge's live calls, a third of a lease before they run
+        out (a dead edge's calls stop counting when theirs do)."""
+        self.run_pairs(REFRESH, self.board.calls(), [str(int(self.lease_s * 1000))])
+        self.next_renewal = self.clock() + self.lease_s / 3
+
+    def release_ended(self) -> None:
+        """Free the channels of the calls that ended since the last heartbeat."""
+        ended = self.board.ended()
+        self.run_pairs(RELEASE, ended, [])
+        for held in ended:
+            self.board.released(held.member)
+
+    def run_pairs(self, script: Script, calls: list[Held], head: list[str]) -> None:
+        """A script over (channel set, member) pairs: KEYS the sets, ARGV `head` then the
+        member of each set, in batches."""
+        transport = RedisPyTransport(self.client)
+        pairs = [(self.keys.channels(scope), h.member) for h in calls for scope in h.scopes]
+        for i in range(0, len(pairs), RENEW_BATCH):
+            batch = pairs[i:i + RENEW_BATCH]
+            transport.run(script, [k for k, _ in batch], [*head, *(m for _, m in batch)])
 
     def handle(self, message: dict[str, Any]) -> bool:
         """A published message: a ban goes on the board; anything else is a change."""

@@ -1,22 +1,20 @@
 -- The edge's one round trip per initial request whose worker cache is not vouched for.
 -- ARGV: prefix, domain, username, source address, the version the caller's cache holds,
--- what it wants ("d" domain, "u" account), a digest "nonce:nc" to claim and its expiry
--- ("-" for none/empty). Answers, as JSON: {ban = ttl} for a banned address; else
--- {v = version, claimed = 0|1, dom = ..., acct = ...}, with dom/acct when wanted or when
+-- what it wants ("d" domain, "u" account) ("-" for none/empty). Answers, as JSON:
+-- {ban = ttl} for a banned address; else {v = version, dom = ..., acct = ...}, with
+-- dom/acct when wanted or when
 -- the version moved on (then the cache is stale). Keys are derived from the prefix by the
 -- key functions below (trunkedge.store.schema.KEY_TEMPLATES): a single-instance script,
 -- not Cluster slot-safe.
-local p, d, u, ip, cv, want, nk, ttl = unpack(ARGV)
+local p, d, u, ip, cv, want = unpack(ARGV)
 --!key-functions
 local ban = redis.call('TTL', key_ban(p, ip))
 if ban > 0 then return cjson.encode({ban = ban}) end
 local out = {v = redis.call('GET', key_version(p)) or '0'}
-if nk ~= '-' then
-  out.claimed = redis.call('SET', key_nonce_use(p, nk), '1', 'NX', 'EX', ttl) and 1 or 0
-end
 if out.v ~= cv then want = 'du' end
 if string.find(want, 'd', 1, true) then
-  local dom = redis.call('HMGET', key_domain(p, d), 'name', 'pop', 'algs')
+  local dom = redis.call('HMGET', key_domain(p, d), 'name', 'pop', 'algs', 'max_cps',
+                        'max_channels')
   if dom[1] then
     local acls = {}
     for i, a in ipairs(redis.call('SMEMBERS', key_domain_acls(p, d))) do
@@ -25,7 +23,8 @@ if string.find(want, 'd', 1, true) then
                  redis.call('SCARD', key_acl_accounts(p, a)),
                  cid[1] or '', cid[2] or '', cid[3] or ''}
     end
-    out.dom = {pop = dom[2] or '', algs = dom[3] or '', acls = acls}
+    out.dom = {pop = dom[2] or '', algs = dom[3] or '', acls = acls,
+               lim = {dom[4] or '', dom[5] or ''}}
   else
     out.dom = false
   end
