@@ -3,7 +3,8 @@ FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules \
-      kamailio-utils-modules sip-tester redis-server python3-venv ca-certificates \
+      kamailio-utils-modules kamailio-tls-modules sip-tester redis-server python3-venv \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/trunkedge
 COPY . .

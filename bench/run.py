@@ -236,6 +236,59 @@ def provision(edge: Edge, config: dict[str, Any]) -> float:
     return time.monotonic() - started
 
 
+class Churn:
+    """`per_second` provisioning changes a second to customers no call of the benchmark
+    uses (domain create, then delete), through the product's own writer."""
+
+    def __init__(self, edge: Edge, per_second: int) -> None:
+        import threading
+
+        from trunkedge.provisioning.writer import Provisioner
+        from trunkedge.store.schema import Keys
+
+        self.writer = Provisioner(edge_redis(edge), Keys(PREFIX), BASE)
+        self.per_second, self.stop = per_second, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.changes = 0
+
+    def run(self) -> None:
+        i = 0
+        while self.per_second and not self.stop.wait(1 / self.per_second):
+            name = f"churn{i % 500}"
+            if i // 500 % 2 == 0:
+                self.writer.domain_create(name)
+            else:
+                self.writer.domain_delete(name)
+            i += 1
+            self.changes += 1
+
+    def __enter__(self) -> Churn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def edge_redis(edge: Edge) -> Any:
+    import redis as redis_py
+
+    return redis_py.Redis.from_url(edge.redis_url)
+
+
+def run_churn(bench: Bench, edge: Edge, scenarios: list[str], rate: int, duration: int,
+              churns: list[int]) -> None:
+    """Each scenario at `rate` under each churn: round trips and CPU per call."""
+    for scenario in scenarios:
+        bench.run(scenario, 200, 2)  # warm-up
+        for n in churns:
+            with Churn(edge, n) as churn:
+                line = bench.run(scenario, rate, duration)
+            print(json.dumps({**line, "churn_per_s": n, "changes": churn.changes}),
+                  flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", default="native,kemi,edge")
@@ -253,6 +306,12 @@ def main() -> int:
                     help="Kamailio's -x, the same for both targets")
     ap.add_argument("--no-topology-hiding", action="store_true",
                     help="run the edge without topoh (to see what it costs)")
+    ap.add_argument("--churn", default="",
+                    help="e.g. 0,10,50: the edge's calls at the first rate while this many "
+                         "unrelated customers change per second (cache invalidation)")
+    ap.add_argument("--no-operations", action="store_true",
+                    help="run the edge without metrics and call records (on by default, as an "
+                         "operator runs it: to see what they cost)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="trunkedge-bench-"))
@@ -269,7 +328,10 @@ def main() -> int:
                         children=args.children, shm_mb=1024, log_level=1,
                         memory_manager=args.memory_manager,
                         security={"flood_exempt": ["127.0.0.0/8"]},
-                        routing={"topology_hiding": not args.no_topology_hiding})
+                        routing={"topology_hiding": not args.no_topology_hiding},
+                        metrics={} if args.no_operations else
+                        {"listen": f"127.0.0.1:{free_port()}"},
+                        cdr={"enabled": not args.no_operations})
             edge.write_settings()
             seconds = provision(edge, population(args.domains, args.cidrs))
             print(json.dumps({"target": target, "import_domains": args.domains,
@@ -282,6 +344,10 @@ def main() -> int:
                 args.memory_manager, kemi=target == "kemi")
             runner.start()
             bench = Bench(work / target, redis, runner, target)
+            if args.churn and target == "edge":
+                run_churn(bench, edge, args.scenarios.split(","), rates[0], args.duration,
+                          [int(n) for n in args.churn.split(",")])
+                continue
             for scenario in args.scenarios.split(","):
                 if scenario.endswith(LIMITED) and target != "edge":
                     continue  # the baselines have no customer limits

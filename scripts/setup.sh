@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules
-          kamailio-utils-modules sip-tester redis-server python3-venv)
+          kamailio-utils-modules kamailio-tls-modules sip-tester redis-server python3-venv)
 # With --test: what only the tests need. docker-compose (Debian's) validates
 # docker-compose.yml without a Docker engine when the `docker compose` plugin is absent.
 # linphone-cli (linphonec) and baresip: the real softphones of tests/e2e/test_real_clients.py
 # (the baresip metapackage without its recommends is baresip-core: no GTK, X11, ffmpeg).
+# redis-sentinel: Debian ships Sentinel apart from redis-server (tests/e2e/test_sentinel.py).
 if [[ ${1:-} == --test ]]; then
-    PACKAGES+=(linphone-cli baresip)
+    PACKAGES+=(linphone-cli baresip redis-sentinel prometheus)
     if ! docker compose version >/dev/null 2>&1; then
         PACKAGES+=(docker-compose)
     fi

@@ -615,6 +615,13 @@ class Linphone(Softphone):
     kind = "linphone"
     established_pattern = r"moving from state \w+ to LinphoneCallStreamsRunning"
     ended_pattern = r"moving from state \w+ to LinphoneCall(End|Error|Released)\b"
+    transport = "udp"  # to the edge: "udp", or "tls" (then `edge` is its TLS socket)
+    root_ca: Path | None = None  # with TLS: the CA the edge's certificate must chain to
+
+    def over_tls(self, root_ca: Path) -> Linphone:
+        """Reach the edge over TLS, verifying its certificate against `root_ca`."""
+        self.transport, self.root_ca = "tls", root_ca
+        return self
 
     @property
     def home(self) -> Path:
@@ -631,8 +638,11 @@ class Linphone(Softphone):
     def linphonerc(self) -> str:
         edge = f"{self.edge[0]}:{self.edge[1]}"
         rtp = free_media_port(self.source)
+        tls = [f"root_ca={self.root_ca}", "verify_server_certs=1", "verify_server_cn=1"] \
+            if self.transport == "tls" else []
         return "\n".join([
-            "[sip]", f"sip_port={self.sip_port}", "sip_tcp_port=0", "sip_tls_port=0",
+            "[sip]", f"sip_port={self.sip_port}", "sip_tcp_port=0",
+            f"sip_tls_port={-1 if self.transport == 'tls' else 0}", *tls,
             f"bind_address={self.source}", "default_proxy=0", "guess_hostname=0",
             "use_ipv6=0", "register_only_when_network_is_up=0", "inc_timeout=30",
             "ping_with_options=0", "",
@@ -643,8 +653,8 @@ class Linphone(Softphone):
             "[video]", "capture=0", "display=0", "automatically_initiate=0",
             "automatically_accept=0", "",
             "[misc]", "enable_call_history=0", "",
-            "[proxy_0]", f"reg_proxy=<sip:{edge};transport=udp>",
-            f"reg_route=<sip:{edge};transport=udp;lr>",
+            "[proxy_0]", f"reg_proxy=<sip:{edge};transport={self.transport}>",
+            f"reg_route=<sip:{edge};transport={self.transport};lr>",
             f'reg_identity="{self.user}" <sip:{self.user}@{self.domain}>',
             "reg_expires=3600", "reg_sendregister=0", "publish=0", "dial_escape_plus=0",
             "quality_reporting_enabled=0", "avpf=0", "",

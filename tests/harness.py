@@ -119,9 +119,10 @@ def stop_process(
 class RedisServer:
     """A redis-server of the tests' own, on a free loopback port, data in `workdir`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, args: Sequence[str] = ()) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.args = tuple(args)  # more redis-server options, e.g. ("--replicaof", HOST, PORT)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -130,7 +131,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.dir), "--dbfilename", "dump.rdb", "--save", "",
-             "--appendonly", "no", "--protected-mode", "yes"],
+             "--appendonly", "no", "--protected-mode", "yes", *self.args],
             stdout=(self.dir / "redis.log").open("ab"), stderr=subprocess.STDOUT,
         )
         wait_until(self.ping, 10, "redis-server")
@@ -489,6 +490,11 @@ class Edge:
         "flood_exempt": ["127.0.0.1/32", "127.0.0.2/32", "::1/128"]})
     auth: dict[str, object] = field(default_factory=dict)
     limits: dict[str, object] = field(default_factory=dict)
+    metrics: dict[str, object] = field(default_factory=dict)
+    cdr: dict[str, object] = field(default_factory=dict)
+    redis: dict[str, object] = field(default_factory=dict)  # in place of redis_url (Sentinel)
+    tls: dict[str, object] = field(default_factory=dict)  # the tls section (tls: listeners)
+    tcp_children: int = 2
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -503,22 +509,32 @@ class Edge:
     def log_path(self) -> Path:
         return self.workdir / "kamailio.log"
 
+    @property
+    def spool_dir(self) -> Path:
+        """This edge's call detail record spool (cdr.spool_dir)."""
+        return self.workdir / "cdr"
+
     def write_settings(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         settings = {
             "listen": [f"udp:{self.host}:{self.port}", f"tcp:{self.host}:{self.port}",
                        *self.extra_listen],
             "base_domain": BASE,
-            "redis": {"url": self.redis_url, "prefix": "te-test:", "timeout_ms": 100},
+            "redis": {"prefix": "te-test:", "timeout_ms": 100,
+                      **(self.redis or {"url": self.redis_url})},
             "pops": {pop: [uri] for pop, uri in self.gateways.items()},
             "auth": {"secret": "test-secret", "nonce_expire": 300, **self.auth},
-            "kamailio": {"children": self.children, "tcp_children": 2, "shm_mb": self.shm_mb,
+            "kamailio": {"children": self.children, "tcp_children": self.tcp_children,
+                         "shm_mb": self.shm_mb,
                          "pkg_mb": 16, "log_level": self.log_level,
                          "memory_manager": self.memory_manager},
             "retry_after": 7,
             "routing": self.routing,
             "security": self.security,
             "limits": self.limits,
+            "metrics": self.metrics,
+            "cdr": {"spool_dir": str(self.spool_dir), **self.cdr},
+            "tls": self.tls,
         }
         self.settings_path.write_text(yaml.safe_dump(settings))
 
@@ -620,3 +636,41 @@ def authorization(challenge: dict[str, str], user: str, password: str, method: s
             f'nonce="{challenge["nonce"]}", uri="{response_uri or uri}", response="{resp}", '
             f'algorithm={alg}, qop=auth, nc={nc}, cnonce="{cnonce}", '
             f'opaque="{challenge.get("opaque", "")}"')
+
+
+class RedisMonitor:
+    """The commands a Redis runs while the `with` block runs (MONITOR): exact counts of
+    what the edge's workers send, apart from what its watcher sends."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.commands: list[str] = []
+        self._stop = False
+        self._thread: Any = None
+
+    def __enter__(self) -> RedisMonitor:
+        import threading
+
+        ready = threading.Event()
+
+        def watch() -> None:
+            with self.server.client().monitor() as m:
+                ready.set()
+                while not self._stop:
+                    self.commands.append(str(m.next_command()["command"]))
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        time.sleep(0.1)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(0.2)  # the last commands reach the monitor
+        self._stop = True
+        self.server.client().ping()  # wakes the monitor up to see the stop
+        self._thread.join(5)
+
+    def count(self, prefix: str) -> int:
+        """Commands starting with `prefix` (e.g. "EVALSHA <sha>")."""
+        return sum(c.startswith(prefix) for c in self.commands)

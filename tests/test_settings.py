@@ -52,3 +52,60 @@ def test_bad_settings_name_the_field(change: dict[str, object], field: str) -> N
     with pytest.raises(ConfigError) as e:
         parse_settings({**raw(), **change})
     assert e.value.field == field
+
+
+SENTINELS = {"sentinels": ["127.0.0.1:26379", "10.0.0.2:26379", "redis-c.internal:26380"],
+             "master_name": "te-master"}
+
+
+def test_sentinel_settings_stand_in_for_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUNKEDGE_REDIS", "redis://127.0.0.9:6379/0")  # not for Sentinel
+    r = parse_settings({**raw(), "redis": {**SENTINELS, "password": "pw", "db": 2}}).redis
+    assert r.sentinel_addresses == [("127.0.0.1", 26379), ("10.0.0.2", 26379),
+                                    ("redis-c.internal", 26380)]
+    assert (r.master_name, r.password, r.db) == ("te-master", "pw", 2)
+    assert parse_settings({**raw(), "redis": {"sentinels": "127.0.0.1:26379",
+                                              "master_name": "m"}}).redis.sentinels == (
+        "127.0.0.1:26379",)
+
+
+@pytest.mark.parametrize(
+    ("redis", "field"),
+    [
+        pytest.param({**SENTINELS, "url": "redis://127.0.0.1:6379/0"}, "redis.url",
+                     id="url-and-sentinels"),
+        pytest.param({"sentinels": SENTINELS["sentinels"]}, "redis.master_name",
+                     id="sentinels-without-master_name"),
+        pytest.param({"master_name": "te-master"}, "redis.master_name",
+                     id="master_name-without-sentinels"),
+        pytest.param({"url": "redis://127.0.0.1:6379/0", "password": "pw"}, "redis.password",
+                     id="password-without-sentinels"),
+        pytest.param({**SENTINELS, "sentinels": []}, "redis.sentinels", id="no-sentinel"),
+        pytest.param({**SENTINELS, "sentinels": [f"10.0.0.{i}:26379" for i in range(6)]},
+                     "redis.sentinels", id="six-sentinels"),
+        pytest.param({**SENTINELS, "sentinels": ["10.0.0.1:26379", "10.0.0.1:26379"]},
+                     "redis.sentinels", id="sentinel-twice"),
+        pytest.param({**SENTINELS, "sentinels": ["10.0.0.1"]}, "redis.sentinels",
+                     id="sentinel-without-port"),
+        pytest.param({**SENTINELS, "sentinels": ["[::1]:26379"]}, "redis.sentinels",
+                     id="sentinel-ipv6"),
+        pytest.param({**SENTINELS, "sentinels": ["10.0.0.1:70000"]}, "redis.sentinels",
+                     id="sentinel-port-too-big"),
+        pytest.param({**SENTINELS, "master_name": "te master"}, "redis.master_name",
+                     id="master_name-with-space"),
+        pytest.param({**SENTINELS, "password": "a;b"}, "redis.password",
+                     id="password-ending-the-spec"),
+        pytest.param({**SENTINELS, "password": "a,b"}, "redis.password",
+                     id="password-with-comma"),
+        pytest.param({**SENTINELS, "db": -1}, "redis.db", id="db-negative"),
+    ],
+)
+def test_bad_sentinel_settings_name_the_field(redis: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_settings({**raw(), "redis": redis})
+    assert e.value.field == field
+
+
+def test_the_sentinel_example_settings_load() -> None:
+    r = load_settings(ROOT / "examples" / "settings-sentinel.yaml").redis
+    assert len(r.sentinels) == 3 and r.master_name == "te-master"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
+import json
 import os
 import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import redis
 import yaml
@@ -23,11 +27,20 @@ from trunkedge.provisioning.validation import (
     parse_config,
 )
 from trunkedge.provisioning.writer import Provisioner
-from trunkedge.settings import REDIS_ENV, SETTINGS_ENV, Settings, load_settings
+from trunkedge.settings import (
+    REDIS_ENV,
+    SETTINGS_ENV,
+    RedisSettings,
+    Settings,
+    load_settings,
+)
+from trunkedge.store import cdr_stream
 from trunkedge.store.client import channels_in_use, connect
 from trunkedge.store.schema import Keys
 
 DEFAULT_SETTINGS = Path("/etc/trunkedge/settings.yaml")
+CLI_TIMEOUT_S = 5.0  # per Redis command of the command line
+REPLICA_WAIT_MS = 1000  # a change is confirmed on a replica within this
 # libyaml's safe loader/dumper when PyYAML has it (100 000 domains load in seconds)
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -64,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--rundir", type=Path, help=rundir_help)
     rl = add(sub, "reload-gateways", help="re-read the settings' pops into the running edge")
     rl.add_argument("--rundir", type=Path, help=rundir_help)
+    tls_ops = add(sub, "tls", help="SIP over TLS").add_subparsers(dest="op", required=True)
+    add(tls_ops, "reload", help="check the tls section's files and have the running edge "
+        "use them for new connections (no restart)").add_argument(
+        "--rundir", type=Path, help=rundir_help)
 
     dom = add(sub, "domain", help="customer domains").add_subparsers(dest="op", required=True)
     for op in ("create", "delete", "show"):
@@ -98,11 +115,27 @@ def _parser() -> argparse.ArgumentParser:
         dest="op", required=True)
     _limit_options(add(acct, "set-limits", "username", help="the account's limits"))
 
+    _cdrs_parser(add(sub, "cdrs", help="call detail records in the Redis stream"), add)
+
     add(sub, "import", help="replace the whole configuration with a YAML file").add_argument(
         "file", type=Path)
     add(sub, "export", help="write the whole configuration as YAML").add_argument(
         "-o", "--output", type=Path)
     return p
+
+
+def _cdrs_parser(parser: argparse.ArgumentParser, add: Any) -> None:
+    """`cdrs tail [--follow] [--count N]` and `cdrs export --since T --until T`."""
+    ops = parser.add_subparsers(dest="op", required=True)
+    tail = add(ops, "tail", help="the last records as JSON lines (--follow: then new ones)")
+    tail.add_argument("--count", type=int, default=10, help="how many (default 10)")
+    tail.add_argument("--follow", action="store_true", help="then wait for new records")
+    export = add(ops, "export", help="the records of [--since, --until): calls by their end, "
+                                     "refusals by their start")
+    for bound in ("--since", "--until"):
+        export.add_argument(bound, required=True, help="ISO 8601 time (UTC without an offset)")
+    export.add_argument("-o", "--output", type=Path)
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
 
 
 def _limit_options(parser: argparse.ArgumentParser) -> None:
@@ -124,18 +157,26 @@ def _settings(args: argparse.Namespace, required: bool) -> Settings | None:
     return load_settings(path)
 
 
-def _provisioner(args: argparse.Namespace) -> Provisioner:
+def _redis_target(args: argparse.Namespace) -> tuple[redis.Redis, Keys, Settings | None]:
     """Redis from --redis, $TRUNKEDGE_REDIS or the settings (needed only without either);
-    the prefix and the realm from the options, else the settings; no realm: no accounts."""
+    the prefix from the option, else the settings."""
     url = args.redis or os.environ.get(REDIS_ENV)
     settings = _settings(args, required=not url)
-    if settings is not None:
-        url = url or settings.redis.url
     prefix = args.prefix if args.prefix is not None else (
         settings.redis.prefix if settings else Keys.prefix)
-    realm = args.realm or (settings.realm if settings else None)
-    assert url
-    return Provisioner(redis.Redis.from_url(url, socket_timeout=5), Keys(prefix), realm)
+    if url:
+        target = RedisSettings(url=url)
+    else:
+        assert settings is not None  # required without a URL
+        target = settings.redis  # its url, or the master its sentinels name
+    return connect(target, timeout_s=CLI_TIMEOUT_S), Keys(prefix), settings
+
+
+def _provisioner(args: argparse.Namespace) -> Provisioner:
+    """Redis as `_redis_target` finds it; the realm from the option, else the settings; no
+    realm: no accounts."""
+    client, keys, settings = _redis_target(args)
+    return Provisioner(client, keys, args.realm or (settings.realm if settings else None))
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -171,8 +212,11 @@ def execute(args: argparse.Namespace) -> None:
         assert settings is not None
         run(settings, args.rundir)
         return
-    if args.cmd in ("status", "reload-gateways"):
+    if args.cmd in ("status", "reload-gateways", "tls"):
         _operate(args)
+        return
+    if args.cmd == "cdrs":
+        _cdrs(args)
         return
     prov = _provisioner(args)
     if args.cmd == "import":
@@ -197,6 +241,24 @@ def execute(args: argparse.Namespace) -> None:
         prov.account_set_limits(args.username, _limit_changes(args))
     else:
         _acl(prov, args)
+    _confirm_replicated(prov.redis)
+
+
+def _confirm_replicated(client: Any) -> None:
+    """On a master with replicas, wait (up to REPLICA_WAIT_MS) until one has everything
+    written so far (Redis WAIT), else warn: replication is asynchronous, so a failover
+    before that would undo the change (docs/sentinel.md). A user not allowed INFO or WAIT
+    is not told."""
+    try:
+        if not int(client.info("replication").get("connected_slaves", 0)):
+            return
+        confirmed = client.wait(1, REPLICA_WAIT_MS)
+    except redis.ResponseError:
+        return
+    if not confirmed:
+        print(f"trunkedge: warning: no replica confirmed the change within "
+              f"{REPLICA_WAIT_MS} ms: a failover before it does would undo it",
+              file=sys.stderr)
 
 
 def _operate(args: argparse.Namespace) -> None:
@@ -213,12 +275,82 @@ def _operate(args: argparse.Namespace) -> None:
         print(f"reloaded {sum(len(g) for g in settings.pops.values())} gateways "
               f"in {len(settings.pops)} POPs")
         return
+    if args.cmd == "tls":
+        from trunkedge.kamailio import tls
+
+        print(f"reloaded the certificate {tls.reload(settings, rundir).certificate}")
+        return
     report = rpc.edge_status(rundir)
     try:  # the edges' shared state: calls in progress per limited domain and account
         report["channels"] = channels_in_use(connect(settings.redis), Keys(settings.redis.prefix))
     except redis.RedisError as e:
         report["channels"] = f"unknown: redis: {e}"
     _print_yaml(report)
+
+
+def _cdrs(args: argparse.Namespace) -> None:
+    """`cdrs tail` and `cdrs export`: the stream's records as JSON lines or CSV."""
+    client, keys, _ = _redis_target(args)
+    if args.op == "tail":
+        _cdrs_tail(client, keys, args.count, args.follow)
+        return
+    since, until = _instant_ms("--since", args.since), _instant_ms("--until", args.until)
+    if until <= since:
+        raise ConfigError("--until", "must be later than --since")
+    entries = cdr_stream.read_range(client, keys, since, until)
+    if args.output is None:
+        _write_records(entries, sys.stdout, args.format)
+        return
+    with args.output.open("w", newline="") as out:
+        n = _write_records(entries, out, args.format)
+    print(f"exported {_count(n, 'record')} to {args.output}", file=sys.stderr)
+
+
+def _cdrs_tail(client: redis.Redis, keys: Keys, count: int, follow: bool) -> None:
+    """The last `count` records; with `follow`, then every new one until interrupted."""
+    if count < 0:
+        raise ConfigError("--count", "must be 0 or more")
+    last = cdr_stream.tail(client, keys, max(count, 1))
+    _write_records(last if count else [], sys.stdout, "jsonl", flush=True)
+    if not follow:
+        return
+    try:
+        new = cdr_stream.follow(client, keys, last[-1].stream_id if last else "0-0")
+        _write_records(new, sys.stdout, "jsonl", flush=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _instant_ms(option: str, text: str) -> int:
+    """An ISO 8601 time (UTC unless it has an offset) in epoch milliseconds."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise ConfigError(option, f"{text!r} is not an ISO 8601 time such as "
+                                  "2025-01-31T00:00:00Z") from e
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def _write_records(entries: Iterable[cdr_stream.Entry], out: TextIO, fmt: str,
+                   flush: bool = False) -> int:
+    """Records as JSON lines (fields in stream order) or CSV (header: the documented
+    fields, then `id`), each flushed if `flush`; returns how many."""
+    writer = None
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=cdr_stream.ENTRY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+    n = 0
+    for entry in entries:
+        if writer is not None:
+            writer.writerow(entry.fields)
+        else:
+            out.write(json.dumps(entry.fields) + "\n")
+        if flush:
+            out.flush()
+        n += 1
+    return n
 
 
 def _domain(prov: Provisioner, args: argparse.Namespace) -> None:

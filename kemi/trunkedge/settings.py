@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,24 +18,46 @@ from trunkedge.core.digest import ALGORITHMS
 from trunkedge.core.errors import ConfigError
 from trunkedge.core.names import network
 from trunkedge.core.pops import POP_NAMES, REGIONS, Gateway
+from trunkedge.core.transports import SECURE, listener_transport, uri_transport
 
 SETTINGS_ENV = "TRUNKEDGE_SETTINGS"
 SECRET_ENV = "TRUNKEDGE_SECRET"
 REDIS_ENV = "TRUNKEDGE_REDIS"  # redis.url when the file gives none
 
-_LISTEN = re.compile(r"^(udp|tcp):(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):(\d{1,5})$")
+_LISTEN = re.compile(r"^(udp|tcp|tls):(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):(\d{1,5})$")
 _GATEWAY = re.compile(r"^sip:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(;[A-Za-z0-9=;_.-]*)?$")
+_HTTP_LISTEN = re.compile(r"(\[[0-9a-fA-F:]+\]|[0-9.]+):([1-9][0-9]{0,4})")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                        r"[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!%*_+`'~.-]+")
+_EDGE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SENTINEL = re.compile(r"([A-Za-z0-9.-]{1,253}):([0-9]{1,5})")  # no IPv6: ndb_redis splits at ':'
+_MASTER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_SENTINELS = 5  # ndb_redis 5.6 (redis_client.h MAXIMUM_SENTINELS)
+NDB_REDIS_UNSAFE = frozenset(';,!"\\ \t\r\n')
+"""Characters a value in ndb_redis's `server` spec cannot hold: `;` and `,` end an attribute
+(5.6 core/parser/parse_param.c), `!` and `"` would end the substdef it is rendered into."""
 
 
 @dataclass(frozen=True)
 class RedisSettings:
+    """One Redis at `url` (its password and db in the URL), or the master that Redis
+    Sentinel names: `sentinels` (host:port, 1-5) and `master_name`, with `password` and `db`
+    for the master (the sentinels themselves take no password: ndb_redis 5.6 sends none)."""
+
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "trunkedge:"
     timeout_ms: int = 100
+    sentinels: tuple[str, ...] = ()
+    master_name: str = ""
+    password: str = ""
+    db: int = 0
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each sentinel, in the settings' order (none: use `url`)."""
+        return [(host, int(port)) for host, _, port in (s.rpartition(":") for s in self.sentinels)]
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,41 @@ class KamailioSettings:
     memory_manager: str = "tlsf"
 
 
+TLS_MIN_VERSIONS = {"TLSv1.2": "TLSv1.2+"}
+"""min_version -> Kamailio 5.6's tls `method` (TLSv1.2+ negotiates 1.3 when offered; 5.6
+has no TLS 1.3-only method)."""
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """SIP over TLS (RFC 3261 §26.2, RFC 5630) on the `tls:` listeners: the edge's
+    certificate (PEM files; relative paths from the settings file's folder), what it asks
+    of clients, and how long a connection may stay open without traffic."""
+
+    certificate: str = ""  # the edge's certificate chain, leaf first
+    private_key: str = ""  # its key, unencrypted (readable by the edge only)
+    ca_list: str = ""  # CAs for client certificates (verify_client) and TLS gateways
+    min_version: str = "TLSv1.2"
+    verify_client: bool = False  # require a client certificate that ca_list signed
+    handshake_timeout_s: int = 10  # a connection (TCP too) that has carried no SIP yet
+    idle_timeout_s: int = 3605  # one that has carried SIP: closed after this long idle
+    max_connections: int = 2048  # TLS connections at once (Kamailio's tls_max_connections)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics over HTTP (Kamailio's xhttp + xhttp_prom), off when unset."""
+
+    listen: str = ""  # "127.0.0.1:9090": GET /metrics there (loopback by default)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True)
 class LimitsSettings:
     """How customer limits are enforced (the limits themselves are provisioned)."""
@@ -110,6 +169,25 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True)
+class CdrSettings:
+    """Call detail records: the edge's local spool, and the Redis stream they go to."""
+
+    spool_dir: str = "/var/spool/trunkedge"  # every record is appended here first
+    stream_maxlen: int = 1_000_000  # XADD MAXLEN ~: entries the stream keeps, about
+    edge_name: str = ""  # names this edge in records, spool files and ids; empty: host name
+    enabled: bool = True
+
+    @property
+    def edge(self) -> str:
+        """The edge name, or the host name and a tag of the spool folder: stable across
+        restarts (the publisher resumes by it), distinct for edges side by side."""
+        if self.edge_name:
+            return self.edge_name
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:56] or "edge"
+        return f"{host}-{hashlib.sha256(self.spool_dir.encode()).hexdigest()[:6]}"
+
+
+@dataclass(frozen=True)
 class Settings:
     listen: tuple[str, ...]
     base_domain: str
@@ -120,6 +198,9 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     kamailio: KamailioSettings = field(default_factory=KamailioSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    cdr: CdrSettings = field(default_factory=CdrSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     default_pop: str = "eu1"
     retry_after: int = 5
     source: Path | None = None
@@ -161,9 +242,10 @@ def parse_settings(raw: object) -> Settings:
     default_pop = _default_pop(raw.get("default_pop", Settings.default_pop), pops)
     redis, auth, security = _redis(raw), _auth(raw), _security(raw)
     routing, kamailio, limits = _routing(raw), _kamailio(raw), _limits(raw)
+    metrics, tls = _metrics(raw), _tls(raw, listen, pops)
     return Settings(listen=listen, base_domain=base_domain, pops=pops, default_pop=default_pop,
                     redis=redis, auth=auth, security=security, routing=routing, kamailio=kamailio,
-                    limits=limits,
+                    limits=limits, cdr=_cdr(raw), metrics=metrics, tls=tls,
                     **_checked(raw, "", {"retry_after": _integer(1, 3600)}))
 
 
@@ -185,14 +267,14 @@ def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 # Top-level settings.
 
 def _listen(value: object) -> tuple[str, ...]:
-    """One listen socket or a list of them, each udp|tcp:address:port."""
+    """One listen socket or a list of them, each udp|tcp|tls:address:port."""
     if isinstance(value, str):
         value = [value]
     if not value or not isinstance(value, list):
         raise ConfigError("listen", "give at least one socket, e.g. udp:127.0.0.1:5060")
     for sock in value:
         if not isinstance(sock, str) or not _LISTEN.match(sock):
-            raise ConfigError("listen", f"{sock!r} is not proto:address:port (udp or tcp)")
+            raise ConfigError("listen", f"{sock!r} is not proto:address:port (udp, tcp or tls)")
     return tuple(value)
 
 
@@ -243,13 +325,30 @@ def _gateway(field_name: str, item: object) -> Gateway:
 # Sections: each check table covers every field of its dataclass, in the order checked.
 
 def _redis(raw: Mapping[str, Any]) -> RedisSettings:
-    """The redis section; REDIS_ENV, when set, stands in for a redis.url left out."""
+    """The redis section: one Redis (`url`; REDIS_ENV, when set, stands in for a url left
+    out) or Sentinel (`sentinels` and `master_name`, with `password` and `db`), not both."""
     values = dict(_section(raw, "redis"))
     env_url = os.environ.get(REDIS_ENV)
-    if env_url is not None:
+    if env_url is not None and "sentinels" not in values:
         values.setdefault("url", env_url)
+    _redis_mode(values)
     return RedisSettings(**_checked(values, "redis.", {
-        "url": _redis_url, "prefix": _key_prefix, "timeout_ms": _integer(1, 10_000)}))
+        "url": _redis_url, "prefix": _key_prefix, "timeout_ms": _integer(1, 10_000),
+        "sentinels": _sentinels, "master_name": _master_name, "password": _ndb_value,
+        "db": _integer(0, 1023)}))
+
+
+def _redis_mode(values: Mapping[str, Any]) -> None:
+    """`url`, or `sentinels` with `master_name`: the keys of the other mode are refused."""
+    if "sentinels" not in values:
+        for key in ("master_name", "password", "db"):
+            if key in values:
+                raise ConfigError(f"redis.{key}", "only with redis.sentinels (else in redis.url)")
+    elif "url" in values:
+        raise ConfigError("redis.url", "give redis.url or redis.sentinels, not both")
+    elif "master_name" not in values:
+        raise ConfigError("redis.master_name", "the name Sentinel monitors the master under "
+                          "is needed with redis.sentinels")
 
 
 def _auth(raw: Mapping[str, Any]) -> AuthSettings:
@@ -272,6 +371,22 @@ def _security(raw: Mapping[str, Any]) -> SecuritySettings:
     }))
 
 
+def _metrics(raw: Mapping[str, Any]) -> MetricsSettings:
+    """The metrics section: where /metrics is served (empty: nowhere)."""
+    return MetricsSettings(**_checked(_section(raw, "metrics"), "metrics.", {
+        "listen": _http_listen}))
+
+
+def _http_listen(value: object, name: str) -> str:
+    """ADDRESS:PORT of an HTTP listener (IPv6 in brackets), or "" for none."""
+    if value in ("", None):
+        return ""
+    if not isinstance(value, str) or not _HTTP_LISTEN.fullmatch(value):
+        raise ConfigError(name, f"{value!r} is not ADDRESS:PORT, e.g. 127.0.0.1:9090")
+    _ip(value.rpartition(":")[0].strip("[]"), name)
+    return value
+
+
 def _limits(raw: Mapping[str, Any]) -> LimitsSettings:
     """The limits section: leases, the longest call, and the answers when over a limit."""
     return LimitsSettings(**_checked(_section(raw, "limits"), "limits.", {
@@ -282,6 +397,16 @@ def _limits(raw: Mapping[str, Any]) -> LimitsSettings:
         "over_cps_phrase": _phrase,
         "over_channels_code": _integer(400, 699),
         "over_channels_phrase": _phrase,
+    }))
+
+
+def _cdr(raw: Mapping[str, Any]) -> CdrSettings:
+    """The cdr section: the spool folder, the stream's length, the edge's name."""
+    return CdrSettings(**_checked(_section(raw, "cdr"), "cdr.", {
+        "spool_dir": _absolute_path,
+        "stream_maxlen": _integer(1_000, 1_000_000_000),
+        "edge_name": _edge_name,
+        "enabled": _boolean,
     }))
 
 
@@ -318,6 +443,33 @@ def _kamailio(raw: Mapping[str, Any]) -> KamailioSettings:
     }))
 
 
+def _tls(raw: Mapping[str, Any], listen: tuple[str, ...],
+         pops: Mapping[str, tuple[Gateway, ...]]) -> TlsSettings:
+    """The tls section, needed by a `tls:` listener; a TLS gateway needs such a listener
+    (Kamailio sends TLS from one). The files are read when the edge starts."""
+    tls = TlsSettings(**_checked(_section(raw, "tls"), "tls.", {
+        "certificate": _file_path,
+        "private_key": _file_path,
+        "ca_list": _file_path,
+        "min_version": _one_of(tuple(TLS_MIN_VERSIONS)),
+        "verify_client": _boolean,
+        "handshake_timeout_s": _integer(1, 300),
+        "idle_timeout_s": _integer(10, 86_400),
+        "max_connections": _integer(1, 65_536),
+    }))
+    has_listener = any(listener_transport(sock) in SECURE for sock in listen)
+    if has_listener:
+        for key in ("certificate", "private_key"):
+            if not getattr(tls, key):
+                raise ConfigError(f"tls.{key}", "needed by the tls: listener")
+    if tls.verify_client and not tls.ca_list:
+        raise ConfigError("tls.ca_list", "needed by tls.verify_client")
+    for pop, gateways in pops.items():
+        if not has_listener and any(uri_transport(g.uri) in SECURE for g in gateways):
+            raise ConfigError(f"pops.{pop}", "a ;transport=tls gateway needs a tls: listener")
+    return tls
+
+
 # Checks of one value (see _Check).
 
 def _integer(lo: int, hi: int) -> _Check:
@@ -352,10 +504,60 @@ def _boolean(value: object, name: str) -> bool:
     return value
 
 
+def _absolute_path(value: object, name: str) -> str:
+    """An absolute file system path."""
+    if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value:
+        raise ConfigError(name, "must be an absolute path")
+    return value
+
+
+def _edge_name(value: object, name: str) -> str:
+    """Empty (the host name), or 1-64 letters, digits and `_.-`."""
+    if not isinstance(value, str) or (value and not _EDGE_NAME.fullmatch(value)):
+        raise ConfigError(name, "must be 1-64 letters, digits, '_', '.' or '-' (or empty)")
+    return value
+
+
+def _file_path(value: object, name: str) -> str:
+    """A file name for Kamailio's tls.cfg: no white space, quotes, `#`, `=` or brackets."""
+    if not isinstance(value, str) or not value or re.search(r'[\s"#=\[\]]', value):
+        raise ConfigError(name, "must be a file path without spaces, quotes, # = [ ]")
+    return value
+
+
 def _redis_url(value: object, name: str) -> str:
     """A redis://, rediss:// or unix:// URL."""
     if not isinstance(value, str) or not value.startswith(("redis://", "unix://", "rediss://")):
         raise ConfigError(name, "must be a redis:// or unix:// URL")
+    return value
+
+
+def _sentinels(value: object, name: str) -> tuple[str, ...]:
+    """1 to MAX_SENTINELS distinct host:port (a name or IPv4 address: ndb_redis 5.6 splits
+    the entry at its first `:`)."""
+    if isinstance(value, str):
+        value = [value]
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_SENTINELS
+            or len(set(map(str, value))) != len(value)):
+        raise ConfigError(name, f"must list 1 to {MAX_SENTINELS} distinct host:port")
+    for entry in value:
+        found = _SENTINEL.fullmatch(entry) if isinstance(entry, str) else None
+        if found is None or not 1 <= int(found.group(2)) <= 65_535:
+            raise ConfigError(name, f"{entry!r} is not host:port (a name or IPv4 address)")
+    return tuple(value)
+
+
+def _master_name(value: object, name: str) -> str:
+    """The name Sentinel monitors the master under (`sentinel monitor NAME ...`)."""
+    if not isinstance(value, str) or not _MASTER_NAME.fullmatch(value):
+        raise ConfigError(name, "must be 1-64 of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def _ndb_value(value: object, name: str) -> str:
+    """A string ndb_redis's server spec can carry (see NDB_REDIS_UNSAFE)."""
+    if not isinstance(value, str) or NDB_REDIS_UNSAFE & set(value):
+        raise ConfigError(name, "must be a string without ; , ! \" \\ or white space")
     return value
 
 

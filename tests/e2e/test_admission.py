@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import BASE, Edge, RedisServer, run_sipp, sip_request, status_of
+from harness import BASE, Edge, RedisMonitor, RedisServer, run_sipp, sip_request, status_of
+from trunkedge.provisioning.writer import Provisioner
+from trunkedge.store.schema import Keys
+from trunkedge.store.scripts import COMMIT, EDGE
 
 pytestmark = pytest.mark.e2e
 
@@ -224,11 +227,6 @@ def test_provisioning_change_applies_to_the_next_call(edge: Edge, tmp_path: Path
     assert r.ok, r.explain()
 
 
-def redis_calls(redis_server: RedisServer, command: str) -> int:
-    stats = redis_server.client().info("commandstats")
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
-
-
 def test_warm_calls_skip_redis_and_a_change_still_applies_to_the_next_call(
         edge: Edge, redis_server: RedisServer, tmp_path: Path) -> None:
     """Steady state: an IP call costs no Redis round trip (the watcher vouches for the
@@ -241,13 +239,16 @@ def test_warm_calls_skip_redis_and_a_change_still_applies_to_the_next_call(
                  else "call_answered", f"acme.{BASE}", calls=40, **kw)
         assert r.ok, r.explain()
 
-    before = redis_calls(redis_server, "evalsha")
-    r = call(edge, tmp_path, "call_answered", f"acme.{BASE}", calls=50, **ip)
-    assert r.ok, r.explain()
-    assert redis_calls(redis_server, "evalsha") == before
-    r = call(edge, tmp_path, "call_answered_after_challenge", f"acme.{BASE}", calls=50, **digest)
-    assert r.ok, r.explain()
-    assert redis_calls(redis_server, "evalsha") == before + 50
+    with RedisMonitor(redis_server) as seen:  # what the workers send (not the watcher)
+        r = call(edge, tmp_path, "call_answered", f"acme.{BASE}", calls=50, **ip)
+        assert r.ok, r.explain()
+    assert seen.count(f"EVALSHA {EDGE.sha}") == seen.count(f"EVALSHA {COMMIT.sha}") == 0
+    with RedisMonitor(redis_server) as seen:
+        r = call(edge, tmp_path, "call_answered_after_challenge", f"acme.{BASE}", calls=50,
+                 **digest)
+        assert r.ok, r.explain()
+    assert seen.count(f"EVALSHA {EDGE.sha}") == 0
+    assert seen.count(f"EVALSHA {COMMIT.sha}") == 50  # the claim of each (nonce, nc)
 
     assert edge.cli("domain", "delete", "acme").returncode == 0
     log = LogFromNow(edge)
@@ -296,3 +297,26 @@ def test_refusals_are_logged_with_reason_domain_and_source(edge: Edge, tmp_path:
     assert "reason=wrong-credentials:response " in line and "method=INVITE " in line
     assert " domain=acme " in line and f" src={ROAMING}:" in line and f" from={USER} " in line
     assert re.search(r" callid=\S+", line), line
+
+
+def test_warm_calls_stay_warm_while_other_customers_change(
+        edge: Edge, redis_server: RedisServer, tmp_path: Path) -> None:
+    """A change invalidates only what it touched: 200 changes to other customers leave
+    the warm domain cached on every worker; one change to it is seen by the next call."""
+    edge.provision(customer(acme=["office"]))
+    warm = call(edge, tmp_path, "call_answered", f"acme.{BASE}", source=PBX, calls=40,
+                rate=100, hold_ms=0)
+    assert warm.ok, warm.explain()
+    prov = Provisioner(redis_server.client(), Keys("te-test:"), BASE)
+    with RedisMonitor(redis_server) as seen:
+        for i in range(200):
+            prov.domain_create(f"other{i}")
+        r = call(edge, tmp_path, "call_answered", f"acme.{BASE}", source=PBX, calls=50,
+                 rate=100, hold_ms=0)
+        assert r.ok, r.explain()
+    assert seen.count(f"EVALSHA {EDGE.sha}") == 0  # no customer read for the warm domain
+    assert edge.cli("domain", "detach", "acme", "office").returncode == 0
+    log = LogFromNow(edge)
+    r = call(edge, tmp_path, "refused_403_without_challenge", f"acme.{BASE}", source=PBX)
+    assert r.ok, r.explain()
+    assert log.refusals() == ["403 address-not-allowed"]

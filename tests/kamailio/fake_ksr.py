@@ -18,6 +18,7 @@ class Message:
     method: str = "INVITE"
     ruri: str = "sip:+3123456789@acme.sip.example.net"
     source: str = "192.0.2.10"
+    proto: str = "udp"  # $pr: the transport the request came over
     headers: dict[str, list[str]] = field(default_factory=dict)
     to_tag: bool = False
     flood: bool = False  # pike says the source floods
@@ -29,10 +30,12 @@ class Message:
     htable: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def pv(self, name: str) -> Any:
-        user, host = self.ruri[4:].split("@", 1) if "@" in self.ruri else ("", self.ruri[4:])
+        rest = self.ruri.partition(":")[2]  # sip: or sips:
+        user, host = rest.split("@", 1) if "@" in rest else ("", rest)
         line = f"{self.method} {self.ruri} SIP/2.0"
-        return {"$si": self.source, "$sp": "5060", "$rm": self.method, "$ru": self.ruri,
-                "$rd": host, "$rU": user, "$fU": "caller", "$fu": "sip:caller@example.com",
+        return {"$si": self.source, "$sp": "5060", "$pr": self.proto, "$rm": self.method,
+                "$ru": self.ruri, "$rd": host, "$rU": user, "$fU": "caller",
+                "$fu": "sip:caller@example.com",
                 "$ci": "call-1", "$(mb{line.at,0})": line}.get(name)
 
     def replies(self) -> list[tuple[int, str]]:
@@ -88,6 +91,9 @@ def _wire(ksr: types.ModuleType, msg: Message) -> None:
                 t_relay=rec("t_relay"), t_reply=rec("t_reply"), t_on_reply=rec("t_on_reply"),
                 t_on_failure=rec("t_on_failure"), t_set_fr=rec("t_set_fr"))
     ksr.tmx = ns(t_precheck_trans=lambda: -1)  # type: ignore[attr-defined]
+    ksr.tcpops = ns(tcp_set_connection_lifetime=rec("tcp_set_connection_lifetime"))  # type: ignore[attr-defined]
+    ksr.nathelper = ns(add_contact_alias=rec("add_contact_alias"),  # type: ignore[attr-defined]
+                       handle_ruri_alias=rec("handle_ruri_alias"))
     ksr.rr = ns(loose_route=rec("loose_route", -1), is_direction=lambda _: 1,  # type: ignore[attr-defined]
                 record_route_params=rec("record_route_params"))
 

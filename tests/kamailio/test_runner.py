@@ -76,7 +76,11 @@ def test_the_wrapper_sets_sockets_paths_and_secret_then_includes_the_main_cfg(
     assert f'#!substdef "!TE_RUNDIR!{tmp_path}!g"' in text
     assert f'#!substdef "!TE_PY_ENTRY!{PY_ENTRY}!g"' in text
     assert '#!substdef "!TE_SECRET!s3cret!g"' in text
-    assert text.rstrip().endswith(f'include_file "{MAIN_CFG}"')
+    includes = [ln for ln in text.splitlines() if ln.startswith("include_file")]
+    assert includes[0] == f'include_file "{MAIN_CFG}"'
+    # the example serves metrics: their modules come after the main config's
+    assert includes[1:] == [f'include_file "{tmp_path / "metrics.cfg"}"']
+    assert text.rstrip().endswith(includes[-1])
     argv = kamailio_argv(s, cfg, tmp_path)
     assert argv[1:5] == ["-f", str(cfg), "-DD", "-E"]
     assert argv[5:7] == ["-m", "1024"]
@@ -208,3 +212,56 @@ def test_trunkedge_run_exits_2_naming_auth_secret(
     assert main(["run", "--config", str(config), "--rundir", str(tmp_path / "run")]) == 2
     assert "error: auth.secret: not set, and Redis did not answer" in capsys.readouterr().err
     assert not (tmp_path / "run" / "kamailio.cfg").exists()
+
+
+def test_metrics_are_declared_to_xhttp_prom_from_the_one_list_of_series(
+        tmp_path: Path) -> None:
+    from trunkedge.core import metrics
+    from trunkedge.kamailio.runner import render_metrics
+
+    text = render_metrics(tmp_path).read_text()
+    for series in metrics.ALL:
+        assert f'"prom_{series.kind}", "{metrics.xhttp_prom_declaration(series)}"' in text
+    assert 'modparam("xhttp_prom", "xhttp_prom_beginning", "")' in text
+
+
+# -- Redis Sentinel ---------------------------------------------------------------------------
+SENTINELS = ("127.0.0.1:26379", "127.0.0.1:26380", "127.0.0.1:26381")
+
+
+def sentinel_settings(**redis: object) -> Settings:
+    doc = dict(yaml.safe_load(EXAMPLE.read_text()))
+    doc["redis"] = {"sentinels": list(SENTINELS), "master_name": "te-master", **redis}
+    doc["kamailio"] = {**doc["kamailio"], "log_level": 3}
+    return parse_settings(doc)
+
+
+def test_each_sentinel_gets_an_ndb_redis_server_of_its_own() -> None:
+    """ndb_redis 5.6.3 reads one `sentinel=` right (runner.ndb_redis_servers): one each."""
+    specs = runner.ndb_redis_servers(sentinel_settings(password="pw", db=3).redis,
+                                     (SENTINELS[2], SENTINELS[0], SENTINELS[1]))
+    assert specs == [
+        f"name={name};sentinel_group=te-master;sentinel_master=1;sentinel={s};db=3;pass=pw"
+        for name, s in zip(("te", "te1", "te2"), (SENTINELS[2], SENTINELS[0], SENTINELS[1]),
+                           strict=True)]
+    assert runner.ndb_redis_servers(load_settings(EXAMPLE).redis) == [
+        "name=te;addr=127.0.0.1;port=6379;db=0"]
+
+
+def test_kamailio_gets_the_sentinel_servers_most_preferred_first(tmp_path: Path) -> None:
+    """ndb_redis puts each `server` before the earlier ones: kamailio.cfg's TE_REDIS_SERVER
+    is the last (te2), redis.cfg, included after it, names te1 then te (the first)."""
+    cfg = render(sentinel_settings(), tmp_path, "s3cret")
+    text = cfg.read_text()
+    assert f'#!substdef "!TE_REDIS_SERVER!name=te2;sentinel_group=te-master;' \
+           f'sentinel_master=1;sentinel={SENTINELS[2]};db=0!g"' in text
+    extra = (tmp_path / "redis.cfg").read_text()
+    assert re.findall(r'"server", "name=(te\d?);.*sentinel=([0-9.:]+);', extra) == [
+        ("te1", SENTINELS[1]), ("te", SENTINELS[0])]
+    assert f'include_file "{MAIN_CFG}"\ninclude_file "{tmp_path / "redis.cfg"}"' in text
+    assert set(MODULES) <= modules_kamailio_loads(cfg)
+
+
+def test_a_url_password_ndb_redis_cannot_carry_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="redis.url"):
+        runner.ndb_redis_server("redis://:a,b@127.0.0.1:6379/0")

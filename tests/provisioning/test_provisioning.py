@@ -14,7 +14,8 @@ import redis
 import yaml
 
 import trunkedge.cli
-from harness import VENV_BIN, RedisServer
+from harness import VENV_BIN, RedisServer, wait_until
+from sentinels import SentinelCluster
 from trunkedge.cli import main
 from trunkedge.provisioning.validation import parse_config
 from trunkedge.provisioning.writer import Provisioner
@@ -176,8 +177,130 @@ def test_set_limits_is_one_announced_change(cli, db: redis.Redis) -> None:  # ty
     assert cli("account", "set-limits", "31000000", "--cps", "1").returncode == 0
     assert int(db.get(f"{PREFIX}version") or 0) == version + 2
     messages = [pubsub.get_message(timeout=1) for _ in range(2)]
-    assert [m and m["data"] for m in messages] == [b"version", b"version"]
+    assert [m and m["data"] for m in messages] == [
+        f"changed {version + 1} d:acme".encode(), f"changed {version + 2} u:31000000".encode()]
     pubsub.close()
+
+
+def seed_for_changes(cli) -> None:  # type: ignore[no-untyped-def]
+    """seed(), plus: office on a second domain, a domain with no ACL, an empty ACL and a
+    detached ACL with two accounts."""
+    seed(cli)
+    for args in (("domain", "create", "globex"), ("domain", "attach", "globex", "office"),
+                 ("domain", "create", "initech"), ("acl", "create", "empty"),
+                 ("acl", "create", "spare"),
+                 ("acl", "add-account", "spare", "32000000", "--password", "pw2"),
+                 ("acl", "add-account", "spare", "32000001", "--password", "pw3")):
+        r = cli(*args)
+        assert r.returncode == 0, (args, r.stderr)
+
+
+IMPORTED = {"acls": {"office": {"ips": ["192.0.2.0/24"]}}, "domains": {"acme": {}}}
+OFFICE_DOMAINS = "d:acme d:globex"
+
+
+@pytest.mark.parametrize(
+    ("change", "touched"),
+    [
+        (("domain", "create", "umbrella"), "d:umbrella"),
+        (("domain", "delete", "acme"), "d:acme"),
+        (("domain", "attach", "initech", "office"), "d:initech"),  # the domain only
+        (("domain", "detach", "acme", "office"), "d:acme"),
+        (("domain", "set-pop", "acme", "us2"), "d:acme"),
+        (("domain", "set-pop", "acme", "default"), "d:acme"),
+        (("domain", "set-algorithms", "acme", "SHA-256"), "d:acme"),
+        (("domain", "set-limits", "ACME", "--cps", "5"), "d:acme"),
+        (("acl", "create", "newacl"), ""),  # nothing an edge caches
+        (("acl", "delete", "spare"), "u:32000000 u:32000001"),
+        (("acl", "delete", "empty"), ""),  # no domain, no account
+        (("acl", "add-ip", "office", "198.51.100.0/24"), OFFICE_DOMAINS),
+        (("acl", "remove-ip", "office", "192.0.2.0/24"), OFFICE_DOMAINS),
+        (("acl", "add-ip", "spare", "198.51.100.0/24"), ""),  # on no domain
+        (("acl", "caller-ids", "office", "--allow", "+3120*"), OFFICE_DOMAINS),
+        (("acl", "caller-ids", "spare", "--allow", "+3120*"), ""),
+        (("acl", "caller-ids", "office", "--user", "31000000", "--allow", "+3120*"),
+         "u:31000000"),
+        (("acl", "add-account", "office", "31000002", "--password", "p"),
+         f"{OFFICE_DOMAINS} u:31000002"),
+        (("acl", "add-account", "spare", "32000002", "--password", "p"), "u:32000002"),
+        (("acl", "remove-account", "office", "31000000"), f"{OFFICE_DOMAINS} u:31000000"),
+        (("account", "set-limits", "31000000", "--channels", "2"), "u:31000000"),
+        (("import", "{imported}"), "*"),
+        (lambda prov: prov.domain_set_pop("globex", "us1"), "d:globex"),
+        (lambda prov: prov.acl_remove_account("spare", "32000001"), "u:32000001"),
+        (lambda prov: prov.import_config(parse_config(IMPORTED, REALM)), "*"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
+)
+def test_each_change_announces_its_version_and_what_it_touched(  # type: ignore[no-untyped-def]
+        cli, db: redis.Redis, tmp_path: Path,
+        change: tuple[str, ...] | Callable[[Provisioner], None], touched: str) -> None:
+    seed_for_changes(cli)
+    imported = tmp_path / "imported.yaml"
+    imported.write_text(yaml.safe_dump(IMPORTED))
+    version = int(db.get(f"{PREFIX}version") or 0)
+    pubsub = db.pubsub()
+    pubsub.subscribe(f"{PREFIX}changes")
+    try:
+        assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+        if callable(change):
+            change(Provisioner(db, Keys(PREFIX), REALM))
+        else:
+            r = cli(*(arg.format(imported=imported) for arg in change))
+            assert r.returncode == 0, r.stderr
+        message = pubsub.get_message(timeout=1)
+        assert message and message["data"] == f"changed {version + 1} {touched}".strip().encode()
+        assert int(db.get(f"{PREFIX}version") or 0) == version + 1
+        assert pubsub.get_message(timeout=0.1) is None  # one change, one message
+    finally:
+        pubsub.close()
+
+
+def test_concurrent_changes_announce_consecutive_versions(db: redis.Redis) -> None:
+    """Retried transactions read the version again: each message names the version its
+    EXEC made, in the order of the EXECs."""
+    prov = Provisioner(db, Keys(PREFIX), REALM)
+    for i in range(2):
+        prov.domain_create(f"dom{i}")
+        prov.acl_create(f"acl{i}")
+        prov.domain_attach(f"dom{i}", f"acl{i}")
+    version = int(db.get(f"{PREFIX}version") or 0)
+    pubsub = db.pubsub()
+    pubsub.subscribe(f"{PREFIX}changes")
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+
+    def add_networks(i: int) -> None:
+        mine = Provisioner(redis.Redis(**db.connection_pool.connection_kwargs),
+                           Keys(PREFIX), REALM)
+        for n in range(20):
+            mine.acl_add_ip(f"acl{i}", f"10.{i}.{n}.0/24")
+
+    threads = [threading.Thread(target=add_networks, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        data = [m["data"].decode() for m in iter(lambda: pubsub.get_message(timeout=1), None)]
+    finally:
+        pubsub.close()
+    assert [int(d.split()[1]) for d in data] == list(range(version + 1, version + 41))
+    assert sorted(d.split(maxsplit=2)[2] for d in data) == ["d:dom0"] * 20 + ["d:dom1"] * 20
+    assert int(db.get(f"{PREFIX}version") or 0) == version + 40
+
+
+def test_a_refused_change_announces_nothing(cli, db: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    version = db.get(f"{PREFIX}version")
+    pubsub = db.pubsub()
+    pubsub.subscribe(f"{PREFIX}changes")
+    try:
+        assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+        assert cli("acl", "delete", "office").returncode == 2  # still attached
+        assert pubsub.get_message(timeout=0.2) is None
+        assert db.get(f"{PREFIX}version") == version
+    finally:
+        pubsub.close()
 
 
 def test_caller_ids_are_kept_per_acl_and_per_account_and_cleared_when_empty(cli) -> None:  # type: ignore[no-untyped-def]
@@ -417,3 +540,26 @@ def test_readers_never_see_a_half_written_customer(db: redis.Redis) -> None:
         reader.join()
     assert torn == []
     assert {"acl0", "acl1"} <= set(seen)
+
+
+def test_a_change_no_replica_confirms_is_reported(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """On a master with a replica the CLI waits (WAIT) until the replica has the change; a
+    replica that does not answer within 1 s gets a warning (a failover would undo it)."""
+    master = RedisServer(tmp_path / "master")
+    replica = RedisServer(tmp_path / "replica", args=("--replicaof", "127.0.0.1",
+                                                      str(master.port)))
+    try:
+        master.start()
+        replica.start()
+        wait_until(lambda: SentinelCluster.link_up(replica), 10, "the replica to sync")
+        url = master.url
+        assert main(["--redis", url, "--prefix", PREFIX, "domain", "create", "acme"]) == 0
+        assert "warning" not in capsys.readouterr().err
+        replica.pause()
+        assert main(["--redis", url, "--prefix", PREFIX, "domain", "create", "beta"]) == 0
+        assert "no replica confirmed the change" in capsys.readouterr().err
+    finally:
+        replica.resume()
+        replica.stop(save=False)
+        master.stop(save=False)

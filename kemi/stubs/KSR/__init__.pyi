@@ -5,6 +5,7 @@ from . import dispatcher as dispatcher
 from . import hdr as hdr
 from . import htable as htable
 from . import maxfwd as maxfwd
+from . import nathelper as nathelper
 from . import ndb_redis as ndb_redis
 from . import pike as pike
 from . import pv as pv
@@ -12,9 +13,12 @@ from . import rr as rr
 from . import sanity as sanity
 from . import siputils as siputils
 from . import sl as sl
+from . import tcpops as tcpops
 from . import textops as textops
 from . import tm as tm
 from . import tmx as tmx
+from . import xhttp as xhttp
+from . import xhttp_prom as xhttp_prom
 
 def dbg(msg: str) -> None: ...
 def info(msg: str) -> None: ...

@@ -31,6 +31,7 @@ class Reason(enum.StrEnum):
     ALL_GATEWAYS_FAILED = "all-gateways-failed"
     METHOD_NOT_ALLOWED = "method-not-allowed"
     MALFORMED = "malformed"  # failed the strict syntax checks (RFC 4475)
+    SIPS_WITHOUT_TLS = "sips-without-tls"  # a sips: Request-URI not over TLS (RFC 5630): 416
     FORGED_ROUTE = "forged-route"  # in-dialog request without the edge's dialog seal
 
     @property

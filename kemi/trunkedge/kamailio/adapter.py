@@ -14,7 +14,6 @@ import socket
 
 import KSR
 
-from trunkedge.core import counters
 from trunkedge.core.admission import Refuse
 from trunkedge.core.dialog_seal import DialogSeal
 from trunkedge.core.limits import Held
@@ -26,23 +25,27 @@ from trunkedge.core.strict import Problem
 from trunkedge.core.strict import address as strict_address
 from trunkedge.core.strict import date as strict_date
 from trunkedge.core.strict import request_line as strict_request_line
-from trunkedge.kamailio import symbols
+from trunkedge.core.transports import CONNECTED, UNSUPPORTED_SCHEME, refuses_sips
+from trunkedge.kamailio import meter, symbols, tls
 from trunkedge.kamailio.calls import Admission
 from trunkedge.kamailio.ksr_io import (
     HtableBoard,
-    count,
     end_here,
     guarded,
     is_banned_here,
+    items_in,
     known_source,
     pv,
 )
+from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.relay import Relay
 from trunkedge.kamailio.replies import log_refusal, refuse, reply
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
+from trunkedge.store.cdr_stream import publisher_for
 from trunkedge.store.watcher import Watcher
 
 WATCH_S = 1.0  # each call of the watcher's timer watches this long
+DIALOG_STARTED = "dialog:start"
 DIALOG_ENDED = frozenset({"dialog:end", "dialog:failed"})
 MAX_FORWARDS = 10  # Max-Forwards added when missing (RFC 3261 §16.6)
 # sanity: the default checks but digest credentials (the edge parses those itself)
@@ -60,6 +63,12 @@ class Edge:
         self.relay = Relay(settings, DialogSeal(secret))
         self.calls = Admission(settings, secret, self.relay, edge_id())
         self.watcher: Watcher | None = None  # made in the timer process that runs it
+        address = settings.metrics.address
+        self.metrics_port = str(address[1]) if address else ""
+        meter.Prometheus.on = address is not None
+        RECORDS.configure(settings)
+        self.pop_of_gateway = {gw.uri: pop for pop, gws in settings.pops.items() for gw in gws}
+        self.idle_s = settings.tls.idle_timeout_s if tls.enabled(settings) else 0
 
     # -- app_python3 entry points ---------------------------------------------------------
     def child_init(self, rank: int) -> int:
@@ -93,37 +102,73 @@ class Edge:
     def ksr_watch(self, *_: object) -> int:
         """rtimer's callback, in a process of its own: keep the workers' lease fresh."""
         if self.watcher is None:
-            self.watcher = Watcher(self.settings.redis, HtableBoard(),
-                                   lambda line: KSR.notice(f"trunkedge: {line}\n"),
-                                   channel_lease_s=self.settings.limits.channel_lease_s)
+            log = self.log_notice
+            self.watcher = Watcher(self.settings.redis, HtableBoard(), log,
+                                   channel_lease_s=self.settings.limits.channel_lease_s,
+                                   publisher=publisher_for(self.settings, log))
+            for uri, pop in self.pop_of_gateway.items():  # dispatcher starts them active
+                meter.gateway_state(pop, uri, True)
         watcher = self.watcher
         guarded(lambda: watcher.run_for(WATCH_S), "watcher")
+        guarded(self.measure, "gauges")
         return 1
+
+    @staticmethod
+    def log_notice(line: str) -> None:
+        KSR.notice(f"trunkedge: {line}\n")
+
+    @staticmethod
+    def measure() -> None:
+        """The gauges the watcher's process keeps: calls in progress, active bans."""
+        calls = KSR.pv.get("$stat(active_dialogs)")
+        meter.gauges(int(calls) if calls else 0, len(items_in(symbols.HT_BANS)))
 
     def ksr_dispatcher_event(self, msg: object, event: str) -> int:
         """dispatcher's event_callback: app_python3 passes the message and the event name
         ("dispatcher:dst-down", "dispatcher:dst-up")."""
-        KSR.notice(f"trunkedge: gateway {event.split('-')[-1]} {pv('$ru')}\n")
+        state, uri = event.split("-")[-1], pv("$ru")
+        KSR.notice(f"trunkedge: gateway {state} {uri}\n")
+        pop = self.pop_of_gateway.get(uri)
+        if pop is not None:
+            meter.gateway_state(pop, uri, state == "up")
+        return 1
+
+    def ksr_xhttp_event(self, msg: object, event: str = "") -> int:
+        """xhttp's event_callback: GET /metrics on the metrics socket (xhttp_prom), and
+        404 for anything else."""
+        if pv("$Rp") == self.metrics_port and KSR.xhttp_prom.check_uri() > 0:
+            KSR.xhttp_prom.dispatch()
+        else:
+            # a one-word phrase: Kamailio re-parses every stateless reply it sends, and an
+            # HTTP status line with a two-word phrase logs a parse ERROR
+            KSR.xhttp.xhttp_reply(404, "NotFound", "text/plain", "not found\n")
         return 1
 
     def ksr_dialog_event(self, msg: object, event: str) -> int:
         """dialog's event_callback: a call that holds channels ended (BYE from either
         side, timeout) or failed (CANCEL, a final error): its channels are free."""
-        if event in DIALOG_ENDED:
-            guarded(lambda: self.dialog_ended(), "dialog event")
+        if event == DIALOG_STARTED:
+            guarded(RECORDS.answered, "dialog event")
+        elif event in DIALOG_ENDED:
+            guarded(lambda: self.dialog_ended(event == "dialog:end"), "dialog event")
         return 1
 
     @staticmethod
-    def dialog_ended() -> None:
+    def dialog_ended(answered: bool) -> None:
+        """Its channels are free, its record is written."""
         held = Held.decode(pv(symbols.HELD_VAR))
         if held is not None:
             end_here(held)
+        RECORDS.ended(answered)
 
     # -- the request route ----------------------------------------------------------------
     def request(self) -> None:
         """Every request: the steps in order; the first that deals with it ends it."""
-        if self.route_reqinit() or self.route_withindlg() or self.route_strict() \
-                or self.route_banned():
+        meter.request(pv("$rm"))
+        if self.metrics_port and pv("$Rp") == self.metrics_port:
+            return  # SIP on the metrics socket: not ours to answer
+        if self.route_reqinit() or self.route_transport() or self.route_withindlg() \
+                or self.route_strict() or self.route_banned():
             return
         kind = classify(pv("$rm"))
         if kind is OutOfDialog.CANCEL:
@@ -141,10 +186,10 @@ class Edge:
         """Scanners and unattributed floods dropped; NAT (rport, RFC 3581); Max-Forwards;
         sanity."""
         if is_scanner(KSR.hdr.get("User-Agent"), self.security.scanners):
-            count(counters.dropped(Drop.SCANNER))
+            meter.dropped(Drop.SCANNER)
             return True  # no answer at all: scanners learn nothing
         if self.floods(pv("$si")):
-            count(counters.dropped(Drop.FLOOD))
+            meter.dropped(Drop.FLOOD)
             return True
         KSR.force_rport()
         if KSR.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
@@ -160,6 +205,19 @@ class Edge:
         exempt, nor a gateway, nor admitted lately (a customer's limits govern that)."""
         return (source not in self.flood_exempt and not known_source(source)
                 and KSR.dispatcher.ds_is_from_lists() < 0 and KSR.pike.pike_check_req() < 0)
+
+    def route_transport(self) -> bool:
+        """With TLS, a TCP or TLS connection that carries SIP gets tls.idle_timeout_s (the
+        handshake timeout until then); a sips: Request-URI outside a dialog must have come
+        over TLS, else 416 (RFC 3261 §26.2.2, RFC 5630)."""
+        proto = pv("$pr")
+        if self.idle_s and proto in CONNECTED:
+            KSR.tcpops.tcp_set_connection_lifetime(self.idle_s)
+        if not refuses_sips(pv("$ru"), proto) or KSR.siputils.has_totag() > 0:
+            return False
+        if not KSR.is_ACK():
+            refuse(Refuse(*UNSUPPORTED_SCHEME, Reason.SIPS_WITHOUT_TLS), "")
+        return True
 
     def route_withindlg(self) -> bool:
         """A request with a To-tag belongs to a dialog (RFC 3261 §12.2)."""
@@ -188,7 +246,7 @@ class Edge:
         """An address banned for brute force (on any edge): dropped before any policy."""
         if not is_banned_here(pv("$si")):
             return False
-        count(counters.dropped(Drop.BANNED))
+        meter.dropped(Drop.BANNED)
         return True
 
     @staticmethod
@@ -237,4 +295,5 @@ def mod_init() -> Edge:
     secret = os.environ.get(SECRET_ENV) or settings.auth.secret
     if not secret:
         raise RuntimeError(f"no secret: set auth.secret or {SECRET_ENV}")
+    tls.guard_fork(settings)  # OpenSSL 3's per-thread state out of the forks (kamailio#3791)
     return Edge(settings, secret)

@@ -12,7 +12,7 @@ from typing import Literal
 
 import KSR
 
-from trunkedge.core import counters, digest
+from trunkedge.core import digest
 from trunkedge.core.admission import (
     Admit,
     CallFacts,
@@ -37,18 +37,19 @@ from trunkedge.core.pops import POP_NAMES, PopPlan
 from trunkedge.core.reasons import Drop, Reason
 from trunkedge.core.target import Target, parse_target
 from trunkedge.core.views import AccountView, Lookup
-from trunkedge.kamailio import symbols
+from trunkedge.kamailio import meter, symbols
 from trunkedge.kamailio.ksr_io import (
     NdbTransport,
     SharedBreaker,
     ban_here,
-    count,
     end_here,
     hold_here,
     leased,
     pv,
     remember_source,
+    stale_since,
 )
+from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.relay import Relay
 from trunkedge.kamailio.replies import refuse
 from trunkedge.settings import Settings
@@ -104,8 +105,10 @@ class Admission:
         self.realm = settings.realm
         self.relay = relay
         self.edge_id = edge_id
-        self.store = Store(settings.redis, NdbTransport(), settings.security.breaker_ms,
-                           SharedBreaker())
+        ndb = NdbTransport(symbols.redis_servers(len(settings.redis.sentinels)),
+                           settings.redis.timeout_ms / 1000)
+        self.store = Store(settings.redis, ndb, settings.security.breaker_ms,
+                           SharedBreaker(), on_lookup=meter.cache_lookup)
         self.nonces = digest.Nonces(secret, settings.realm, settings.auth.nonce_expire)
         self.opaque = self.nonces.opaque()
         r, lim = settings.routing, settings.limits
@@ -156,7 +159,7 @@ class Admission:
         claim = digest.replay_claim(creds, state, self.nonces, now) if creds else None
         held = self.commit(request, target, decision, lookup, claim)
         if held is not False:
-            self.relay_held(decision, identity, held)
+            self.relay_held(decision, identity, held, target.domain)
 
     def look_up(self, request: InitialRequest, target: Target) -> Lookup | None:
         """The call's domain and account; None: the source is banned (dropped)."""
@@ -164,10 +167,10 @@ class Admission:
         source = request.call.source_ip
         lookup = self.store.lookup(
             target.domain, creds.username if creds and is_username(creds.username) else "",
-            source, leased_version(leased(), time.monotonic()))
+            source, leased_version(leased(), time.monotonic()), stale_since)
         if lookup.banned_for:
             ban_here(source, lookup.banned_for)
-            count(counters.dropped(Drop.BANNED))
+            meter.dropped(Drop.BANNED)
             return None
         return lookup
 
@@ -198,7 +201,7 @@ class Admission:
         outcome, banned_for = self.store.commit(source, claim, scopes, member, self.lease_ms)
         if outcome is Commit.BANNED:
             ban_here(source, banned_for)
-            count(counters.dropped(Drop.BANNED))
+            meter.dropped(Drop.BANNED)
             return False
         final = after_commit(admit, outcome, self.answers)
         if isinstance(final, Refuse):
@@ -207,19 +210,27 @@ class Admission:
         held = channel_scopes(scopes)
         return Held(member, held) if held else None
 
-    def relay_held(self, admit: Admit, identity: IdentityEdits, held: Held | None) -> None:
-        """Relay; a call holding channels is tracked (dialog) until it ends, and releases
-        them at once if it could not be relayed."""
-        if held is not None:
+    def relay_held(self, admit: Admit, identity: IdentityEdits, held: Held | None,
+                   domain: str) -> None:
+        """Relay. The dialog module tracks the call until it ends, for its record and
+        the channels it holds (released at once if it could not be relayed)."""
+        chosen = self.relay.select(admit, identity)
+        if chosen is not None and (held is not None or RECORDS.enabled):
             KSR.dialog.dlg_manage()
+            RECORDS.opened(admit, identity, domain, *chosen)
+        if held is not None:
+            if chosen is None:
+                end_here(held)
+                return
             KSR.pv.sets(symbols.HELD_VAR, held.encode())
             hold_here(held)
-        if not self.relay.call(admit, identity) and held is not None:
+        if chosen is not None and not self.relay.forward() and held is not None:
             end_here(held)
 
     def refuse(self, refusal: Refuse, request: InitialRequest, target: Target) -> None:
         """Answer a refusal; a failed authentication counts towards a ban."""
         if refusal.reason.counts_towards_ban:
+            meter.auth_failed()
             self.auth_failed(request.call.source_ip)
         headers = CPS_RETRY_AFTER if refusal.reason is Reason.OVER_CPS else ""
         refuse(refusal, target.domain, headers)
@@ -231,12 +242,13 @@ class Admission:
                                                stale):
             KSR.hdr.append_to_reply(header + "\r\n")
         KSR.sl.sl_send_reply(407, "Proxy Authentication Required")
+        meter.challenged()
 
     def auth_failed(self, source: str) -> None:
         """Count a failed authentication; past the limit the address is banned everywhere."""
         sec = self.settings.security
         if self.store.record_failure(source, sec.ban_failures, sec.ban_window_s, sec.ban_time_s):
             ban_here(source, sec.ban_time_s)
-            count(counters.BANNED)
+            meter.banned()
             KSR.notice(f"trunkedge: banned {source} for {sec.ban_time_s}s after "
                        f"{sec.ban_failures} failed authentications\n")

@@ -4,6 +4,7 @@ through ndb_redis, the breaker and the watcher's board in shared memory (htable)
 from __future__ import annotations
 
 import re
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,7 +13,7 @@ import KSR
 
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.core.limits import Held
-from trunkedge.kamailio import symbols
+from trunkedge.kamailio import meter, symbols
 from trunkedge.store.scripts import Script
 
 ITERATOR = "te_it"  # htable iterator name (the watcher's process only)
@@ -43,12 +44,26 @@ class NdbTransport:
     worker knows Redis has it: the first run is an EVAL with the source (which also
     caches it in Redis), later ones EVALSHA; a NOSCRIPT (Redis restarted empty, or its
     script cache flushed) sends the source again. The watcher loads every script when it
-    connects, so after a restart that one error is rare."""
+    connects, so after a restart that one error is rare.
+
+    With Sentinel there is one server per sentinel (symbols.redis_servers), each asking its
+    own sentinel whenever it reconnects; a server that fails hands the command over to the
+    next one (`_command`), which this worker then keeps using."""
 
     SAFE = re.compile(r"[A-Za-z0-9_.:+@=,-]+")
+    NO_ANSWER = "no answer"  # no reply at all: ndb_redis could not (re)connect
+    NOT_A_MASTER = ("READONLY", "MASTERDOWN", "LOADING", "unknown command")
+    """Error replies of a server that is no usable master (a replica, a sentinel): ndb_redis
+    keeps such a connection, so it is closed (QUIT) and the next use reconnects."""
+    QUIT_REPLY = "te_quit"  # QUIT's reply container: REDIS_REPLY keeps the error
 
-    def __init__(self) -> None:
+    def __init__(self, servers: Sequence[str] = (symbols.REDIS_SERVER,),
+                 timeout_s: float = 0.1) -> None:
         self.loaded: set[str] = set()  # SHAs this worker has run successfully
+        self.servers = tuple(servers)
+        self.server = self.servers[0]
+        self.timeout_s = timeout_s  # what a command may spend on servers that fail
+        self.answered = True  # the last command was answered (else: one server per command)
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         tokens, params = [], []
@@ -77,11 +92,39 @@ class NdbTransport:
 
     @staticmethod
     def _error() -> str:
-        return str(KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>info)") or "no answer")
+        return str(KSR.pv.get(f"$redis({symbols.REDIS_REPLY}=>info)") or NdbTransport.NO_ANSWER)
+
+    def _command(self, command: str, params: list[str]) -> int:
+        """Run `command` on this worker's server; if that gives no answer, or answers as no
+        master does, on the next ones, while the command has spent less than the Redis
+        timeout (a dead sentinel fails at once; a wedged master would only be met again).
+        While nothing answers, each command tries one server: every reconnect leaves a
+        connection to a sentinel open (ndb_redis 5.6.3 never frees it), so an outage costs
+        one per circuit breaker pause, not one per server."""
+        started = time.monotonic()
+        for _ in self.servers if self.answered else self.servers[:1]:
+            result = NdbTransport._send(self.server, command, params)
+            meter.redis_round_trip(result >= 0)
+            if (result >= 0 or not self._moved_on(self._error())
+                    or time.monotonic() - started >= self.timeout_s):
+                break
+        self.answered = result >= 0 or self._error() != self.NO_ANSWER
+        return result
+
+    def _moved_on(self, error: str) -> bool:
+        """After a failure: True if it was the server's (no answer, or no master: then it
+        is closed), and this worker now uses the next server."""
+        wrong = any(mark in error for mark in self.NOT_A_MASTER)
+        if not wrong and error != self.NO_ANSWER:
+            return False
+        if wrong:
+            KSR.ndb_redis.redis_cmd(self.server, "QUIT", self.QUIT_REPLY)
+        self.server = self.servers[(self.servers.index(self.server) + 1) % len(self.servers)]
+        return True
 
     @staticmethod
-    def _command(command: str, params: list[str]) -> int:
-        n, server, reply = KSR.ndb_redis, symbols.REDIS_SERVER, symbols.REDIS_REPLY
+    def _send(server: str, command: str, params: list[str]) -> int:
+        n, reply = KSR.ndb_redis, symbols.REDIS_REPLY
         if not params:
             return n.redis_cmd(server, command, reply)
         if len(params) == 1:
@@ -102,6 +145,7 @@ class SharedBreaker:
 
     def set(self, open_until_ms: int) -> None:
         KSR.htable.sht_seti(symbols.HT_STATE, symbols.STATE_BREAKER, open_until_ms)
+        meter.breaker(open_until_ms > 0)
 
 
 class HtableBoard:
@@ -117,6 +161,9 @@ class HtableBoard:
 
     def ban(self, address: str, seconds: int) -> None:
         ban_here(address, seconds)
+
+    def stale(self, entity: str, at_ms: int) -> None:
+        KSR.htable.sht_sets(symbols.HT_STALE, entity, str(at_ms))
 
     def calls(self) -> list[Held]:
         return calls_in(symbols.HT_CALLS)
@@ -137,15 +184,16 @@ def is_banned_here(address: str) -> bool:
     return KSR.htable.sht_get(symbols.HT_BANS, address) is not None
 
 
+def stale_since(entity: str) -> float:
+    """When the watcher last heard of a change to a cached entity (monotonic ms; 0: not
+    in the last hour)."""
+    value = KSR.htable.sht_get(symbols.HT_STALE, entity)
+    return float(value) if value else 0.0
+
+
 def leased() -> object:
     """The watcher's lease as the workers read it (see store.watcher.leased_version)."""
     return KSR.htable.sht_get(symbols.HT_STATE, symbols.STATE_LEASE)
-
-
-def count(*names: str) -> None:
-    """Increment counters (core.counters names) in this edge's shared memory."""
-    for name in names:
-        KSR.htable.sht_inc(symbols.HT_METRICS, name)
 
 
 def hold_here(held: Held) -> None:
@@ -160,17 +208,21 @@ def end_here(held: Held) -> None:
     KSR.htable.sht_sets(symbols.HT_ENDED, held.member, " ".join(held.scopes))
 
 
-def calls_in(table: str) -> list[Held]:
-    """Every call of one of this edge's call tables (the watcher's process only)."""
+def items_in(table: str) -> list[tuple[str, str]]:
+    """Every (name, value) of one of this edge's htables (the watcher's process only)."""
     found = []
     KSR.htable.sht_iterator_start(ITERATOR, table)
     try:
         while KSR.htable.sht_iterator_next(ITERATOR) > 0:
-            member, scopes = pv(f"$shtitkey({ITERATOR})"), pv(f"$shtitval({ITERATOR})")
-            found.append(Held(member, tuple(scopes.split())))
+            found.append((pv(f"$shtitkey({ITERATOR})"), pv(f"$shtitval({ITERATOR})")))
     finally:
         KSR.htable.sht_iterator_end(ITERATOR)
     return found
+
+
+def calls_in(table: str) -> list[Held]:
+    """The calls of one of this edge's call tables (member -> its scopes)."""
+    return [Held(member, tuple(scopes.split())) for member, scopes in items_in(table)]
 
 
 def known_source(address: str) -> bool:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import KSR
 
-from trunkedge.core import counters
 from trunkedge.core.admission import Admit, Refuse
 from trunkedge.core.border import removed_in_dialog, removed_initially
 from trunkedge.core.dialog_seal import DialogSeal
 from trunkedge.core.identity import IdentityEdits
 from trunkedge.core.pops import POP_OF_SET, dispatcher_rules, gateway_unreachable, should_fail_over
 from trunkedge.core.reasons import Reason
-from trunkedge.kamailio import symbols
-from trunkedge.kamailio.ksr_io import count, pv
+from trunkedge.core.transports import CONNECTED, pop_leg_uri
+from trunkedge.kamailio import meter, symbols
+from trunkedge.kamailio.ksr_io import pv
+from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.replies import log_refusal, refuse, reply
 from trunkedge.settings import Settings
 
@@ -31,25 +32,26 @@ class Relay:
         self.removed_initially = removed_initially(internal)
         self.removed_in_dialog = removed_in_dialog(internal)
 
-    def call(self, admit: Admit, identity: IdentityEdits) -> bool:
-        """Relay to the first live gateway of the first POP; failover walks the rest.
-        False: no gateway is up (answered 503) or tm could not relay."""
+    def select(self, admit: Admit, identity: IdentityEdits) -> tuple[str, str] | None:
+        """Prepare the relay to the first live gateway of the first POP (failover walks the
+        rest): the (POP, gateway) chosen, or None when no gateway is up (answered 503)."""
         for name in dict.fromkeys((*self.removed_initially, *identity.remove)):
             KSR.hdr.remove(name)  # the POP never sees the customer's route, digest, ...
         for line in identity.add:
             KSR.hdr.append(line + "\r\n")
         if identity.private:
             KSR.pv.seti(symbols.PRIVATE_AVP, 1)
+        alias_contact()
         if KSR.dispatcher.ds_select_routes(self.rules_for(admit.pops), "d") < 0:
             refuse(Refuse(503, "Service Unavailable", Reason.NO_GATEWAY_UP), "",
                    self.retry_after)
-            return False
+            return None
         KSR.rr.record_route_params(self.seal.route_params(pv("$ci"), identity.private))
-        pop = current_pop()
-        count(counters.admitted(admit.acl), counters.sent(pop), counters.sent(pop, pv("$du")))
+        pop, gateway = current_pop(), pv("$du")
+        meter.admitted(admit.acl, pop, gateway)
         if self.log_info:
             log_admission(admit, identity, pop)
-        return self.forward()
+        return pop, gateway
 
     def rules_for(self, pops: tuple[str, ...]) -> str:
         """dispatcher's rules for a POP order: a handful per worker, computed once each."""
@@ -59,6 +61,11 @@ class Relay:
         return rules
 
     def forward(self) -> bool:
+        """Relay to the gateway selected ($du), on its transport: a sips: Request-URI goes
+        as sip: on a leg that is not TLS (core.transports)."""
+        uri = pop_leg_uri(pv("$ru"), pv("$du"))
+        if uri is not None:
+            KSR.pv.sets("$ru", uri)
         KSR.tm.t_on_failure(symbols.CB_FAILURE)
         private = KSR.pv.get(symbols.PRIVATE_AVP) == 1
         KSR.tm.t_on_reply(symbols.CB_PRIVATE_REPLY if private else symbols.CB_REPLY)
@@ -71,24 +78,28 @@ class Relay:
     def failure(self) -> None:
         """A gateway failed: next gateway (same POP, then the next POP) or one final 503."""
         if KSR.tm.t_is_canceled() > 0:
+            RECORDS.final(487)
             return
         code = KSR.tm.t_get_status_code()
         if not should_fail_over(code):
+            RECORDS.final(code)
             return  # the far end's answer (404, 486, 603, ...) goes back as it is
         pop, gw = current_pop(), pv("$xavp(_dsdst_=>uri)")
         if gateway_unreachable(code, KSR.tm.t_branch_replied() > 0):
             KSR.dispatcher.ds_mark_dst_state("ip")  # skipped until its OPTIONS are answered
-        count(counters.failover(pop), counters.failover(pop, gw))
         if KSR.dispatcher.ds_next_dst() > 0:
             nxt = current_pop()
-            count(counters.sent(nxt), counters.sent(nxt, pv("$du")))
+            meter.failed_over(pop, gw, nxt, pv("$du"))
+            RECORDS.failed_over(nxt, pv("$du"))
             KSR.notice(f"trunkedge: failover code={code} from={pop}:{gw} to={nxt}:{pv('$du')}"
                        f" callid={pv('$ci')}\n")
             self.forward()
             return
         KSR.notice(f"trunkedge: all gateways failed code={code} last={pop}:{gw}"
                    f" callid={pv('$ci')}\n")
-        count(counters.refused(Reason.ALL_GATEWAYS_FAILED))
+        meter.failed_over(pop, gw, None, "")
+        meter.refused(Reason.ALL_GATEWAYS_FAILED)
+        RECORDS.final(503, by_edge=True)
         KSR.hdr.append_to_reply(self.retry_after)
         KSR.tm.t_reply(503, "Service Unavailable")
 
@@ -116,9 +127,12 @@ class Relay:
         if KSR.rr.is_direction("downstream") > 0:  # from the customer: never trusted
             for name in self.removed_in_dialog:
                 KSR.hdr.remove(name)
+            alias_contact()
             KSR.tm.t_on_reply(symbols.CB_PRIVATE_REPLY if private else symbols.CB_REPLY)
-        elif private:  # towards the customer: outside the trusted realm
-            KSR.hdr.remove("P-Asserted-Identity")
+        else:  # towards the customer: over its connection (alias_contact), if it has one
+            KSR.nathelper.handle_ruri_alias()
+            if private:  # outside the trusted realm
+                KSR.hdr.remove("P-Asserted-Identity")
         KSR.tm.t_set_fr(self.ring_ms, 5000)
         KSR.tm.t_relay()
 
@@ -129,10 +143,18 @@ def current_pop() -> str:
     return POP_OF_SET.get(int(group), "?") if group is not None else "?"
 
 
+def alias_contact() -> None:
+    """A customer on TCP or TLS is reached back over its connection, not at its Contact's
+    address: nathelper adds that connection's address to the Contact (`;alias=`) when the
+    Contact names another; handle_ruri_alias() sends the far end's requests there."""
+    if pv("$pr") in CONNECTED:
+        KSR.nathelper.add_contact_alias()
+
+
 def log_admission(admit: Admit, identity: IdentityEdits, pop: str) -> None:
     KSR.info(
         f"trunkedge: admitted pops={','.join(admit.pops)} first={pop} gw={pv('$du')}"
         f" acl={admit.acl} user={admit.username or '-'} cli={identity.asserted}"
-        f"{' private' if identity.private else ''} src={pv('$si')}"
+        f"{' private' if identity.private else ''} src={pv('$si')} proto={pv('$pr')}"
         f" ruri={pv('$ru')} callid={pv('$ci')}\n"
     )

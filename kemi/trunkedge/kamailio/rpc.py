@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,16 +27,19 @@ def call(rundir: Path, method: str, *params: object, timeout: float = 5.0) -> An
     """One JSON-RPC request to the edge whose runtime folder is `rundir`."""
     server = rundir / SOCKET_NAME
     request = {"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}
-    with tempfile.TemporaryDirectory(prefix="trunkedge-rpc-") as tmp, \
-            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        me = os.path.join(tmp, "client.sock")
-        s.bind(me)
-        s.settimeout(timeout)
+    # the client's socket lives in the runtime folder (short names: a socket path has at
+    # most 107 bytes): Kamailio must reach it, also with a private /tmp (PrivateTmp)
+    me = rundir / f"c{os.getpid()}-{secrets.token_hex(3)}.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(str(me))
         try:
+            s.settimeout(timeout)
             s.sendto(json.dumps(request).encode(), str(server))
             reply = json.loads(s.recv(1 << 20))
         except (OSError, ValueError) as e:
             raise RpcError(f"no JSON-RPC answer from {server}: {e}") from e
+        finally:
+            me.unlink(missing_ok=True)
     if "error" in reply:
         raise RpcError(f"{method}: {reply['error']}")
     return reply.get("result")
@@ -97,4 +100,28 @@ def status(ds_list: Any, metrics: dict[str, int]) -> dict[str, Any]:
 def edge_status(rundir: Path) -> dict[str, Any]:
     """What `trunkedge status` prints: the gateways' states and the edge's counters."""
     metrics = counters_of(call(rundir, "htable.dump", symbols.HT_METRICS))
-    return status(call(rundir, "dispatcher.list"), metrics)
+    return {**status(call(rundir, "dispatcher.list"), metrics), **transports(rundir)}
+
+
+def listeners(sockets: Any) -> list[str]:
+    """`core.sockets_list` as the settings spell sockets: proto:address:port."""
+    out = []
+    for entry in _walk(sockets):
+        sock = entry.get("socket")
+        if isinstance(sock, dict) and {"proto", "address", "port"} <= set(sock):
+            address = str(sock["address"])
+            host = f"[{address.strip('[]')}]" if ":" in address else address
+            out.append(f"{sock['proto']}:{host}:{sock['port']}")
+    return out
+
+
+def transports(rundir: Path) -> dict[str, Any]:
+    """The edge's listen sockets and, with a TLS one, its TLS connections (open, and at
+    most: tls.max_connections)."""
+    socks = listeners(call(rundir, "core.sockets_list"))
+    report: dict[str, Any] = {"listeners": socks}
+    if any(sock.startswith("tls:") for sock in socks):
+        info = next(_walk(call(rundir, "tls.info")), {})
+        report["tls_connections"] = {"open": int(info.get("opened_connections", 0)),
+                                     "max": int(info.get("max_connections", 0))}
+    return report

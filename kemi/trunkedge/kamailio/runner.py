@@ -7,15 +7,22 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from trunkedge.core import metrics
 from trunkedge.core.errors import ConfigError
 from trunkedge.core.pops import dispatcher_list
-from trunkedge.kamailio import symbols
-from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings
-from trunkedge.store.client import connect
+from trunkedge.kamailio import symbols, tls
+from trunkedge.settings import (
+    NDB_REDIS_UNSAFE,
+    SECRET_ENV,
+    SETTINGS_ENV,
+    RedisSettings,
+    Settings,
+)
+from trunkedge.store.client import connect, sentinels_answering_first
 from trunkedge.store.schema import Keys
 from trunkedge.store.shared_secret import shared_secret
 
@@ -40,9 +47,12 @@ def default_rundir(settings: Settings) -> Path:
     return base / "trunkedge" / tag
 
 
-def render(settings: Settings, rundir: Path, secret: str) -> Path:
-    """Write the wrapper kamailio.cfg (listen sockets and substitutions) into `rundir`."""
+def render(settings: Settings, rundir: Path, secret: str,
+           sentinels: Sequence[str] | None = None) -> Path:
+    """Write the wrapper kamailio.cfg (listen sockets and substitutions) into `rundir`;
+    `sentinels`: redis.sentinels in the order the edge should prefer them."""
     rundir.mkdir(parents=True, exist_ok=True)
+    redis_servers = ndb_redis_servers(settings.redis, sentinels)
     k = settings.kamailio
     subst = {
         "TE_RUNDIR": str(rundir),
@@ -53,7 +63,7 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
         "TE_BAN_TIME": str(settings.security.ban_time_s),
         "TE_CALLS_EXPIRE": str(settings.limits.max_call_s + 2 * settings.limits.channel_lease_s),
         "TE_KNOWN_S": str(settings.limits.known_source_s),
-        "TE_REDIS_SERVER": ndb_redis_server(settings.redis.url),
+        "TE_REDIS_SERVER": redis_servers[-1],  # the others (Sentinel): render_redis_servers
         **symbols.SUBSTITUTIONS,
     }
     defines = {
@@ -75,12 +85,41 @@ def render(settings: Settings, rundir: Path, secret: str) -> Path:
     lines += [f"#!define {name} {value}" for name, value in defines.items()]
     if settings.routing.topology_hiding:
         lines.append("#!define TE_TOPOH 1")
+    lines += tls.render_tls(settings, rundir)  # tls.cfg, and TE_TLS with a tls: listener
     lines += [f"listen={sock}" for sock in settings.listen]
+    metrics = settings.metrics.address
+    if metrics is not None:
+        host = f"[{metrics[0]}]" if ":" in metrics[0] else metrics[0]
+        lines.append(f"listen=tcp:{host}:{metrics[1]}")
     lines.append(f'include_file "{MAIN_CFG}"')
+    if len(redis_servers) > 1:
+        lines.append(f'include_file "{render_redis_servers(redis_servers[:-1], rundir)}"')
+    if metrics is not None:
+        lines.append(f'include_file "{render_metrics(rundir)}"')
     render_gateways(settings, rundir)
     cfg = rundir / "kamailio.cfg"
     cfg.write_text("\n".join(lines) + "\n")
     return cfg
+
+
+def render_metrics(rundir: Path) -> Path:
+    """The metrics endpoint's modules: xhttp answers HTTP on the metrics socket (the
+    adapter's CB_XHTTP_EVENT), xhttp_prom serves every series of core.metrics and
+    Kamailio's own statistics (named <group>_<name>, e.g. tm_..., dialog_active_dialogs)."""
+    lines = [
+        "# Rendered by `trunkedge run` when metrics.listen is set.",
+        'loadmodule "xhttp.so"',
+        'loadmodule "xhttp_prom.so"',
+        f'modparam("xhttp", "event_callback", "{symbols.CB_XHTTP_EVENT}")',
+        'modparam("xhttp_prom", "xhttp_prom_beginning", "")',
+        'modparam("xhttp_prom", "xhttp_prom_stats", "all")',
+        'modparam("xhttp_prom", "xhttp_prom_timeout", 0)',
+        *(f'modparam("xhttp_prom", "prom_{s.kind}", "{metrics.xhttp_prom_declaration(s)}")'
+          for s in metrics.ALL),
+    ]
+    path = rundir / "metrics.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def render_gateways(settings: Settings, rundir: Path) -> Path:
@@ -89,6 +128,37 @@ def render_gateways(settings: Settings, rundir: Path) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(dispatcher_list(settings.pops))
     tmp.replace(path)
+    return path
+
+
+def ndb_redis_servers(redis: RedisSettings, sentinels: Sequence[str] | None = None) -> list[str]:
+    """ndb_redis `server` specs, most preferred first, named symbols.redis_servers: the one
+    Redis of `redis.url`, or one per sentinel (in `sentinels`' order, else the settings'),
+    each naming that sentinel alone. Debian's ndb_redis 5.6.3 reads only one `sentinel=`
+    right: redisc_init and redisc_reconnect_server cut the i-th one visited at `pos[i]`
+    (not `pos[0]`: fixed in 5.6.5/5.6.6), visit them last written first (parse_params
+    prepends), never stop at an answer, and keep the port of the last one visited, so with
+    more than one a worker connects to the first sentinel's port (`unknown command
+    'EVALSHA'`). With one each, every server asks its own sentinel on each reconnect and
+    NdbTransport moves on to the next server when one fails."""
+    if not redis.sentinels:
+        return [ndb_redis_server(redis.url)]
+    order = redis.sentinels if sentinels is None else tuple(sentinels)
+    password = f";pass={redis.password}" if redis.password else ""
+    return [f"name={name};sentinel_group={redis.master_name};sentinel_master=1;"
+            f"sentinel={sentinel};db={redis.db}{password}"
+            for name, sentinel in zip(symbols.redis_servers(len(order)), order, strict=True)]
+
+
+def render_redis_servers(specs: Sequence[str], rundir: Path) -> Path:
+    """The ndb_redis servers before the one kamailio.cfg names (TE_REDIS_SERVER: the least
+    preferred), written most preferred last. ndb_redis puts each server in front of those
+    given before it (redisc_add_server) and connects them in that order at start, leaving
+    every one after the first that fails unconnected for good (redisc_init returns under
+    init_without_redis): so it connects them in the order of `specs`."""
+    path = rundir / "redis.cfg"
+    path.write_text("# Rendered by `trunkedge run` for redis.sentinels.\n" + "".join(
+        f'modparam("ndb_redis", "server", "{spec}")\n' for spec in reversed(specs)))
     return path
 
 
@@ -104,8 +174,9 @@ def ndb_redis_server(url: str) -> str:
         spec = f"name={symbols.REDIS_SERVER};addr={host};port={port};db={db}"
     if u.password:
         password = unquote(u.password)
-        if any(c in password for c in ';!"'):
-            raise ConfigError("redis.url", "the password may not contain ; ! or \"")
+        if NDB_REDIS_UNSAFE & set(password):
+            raise ConfigError("redis.url", "the password may not contain ; , ! \" \\ or "
+                              "white space")
         spec += f";pass={password}"
     return spec
 
@@ -156,7 +227,9 @@ def run(settings: Settings, rundir: Path | None) -> None:
     """
     rundir = rundir or default_rundir(settings)
     secret = edge_secret(settings, os.environ)
-    cfg = render(settings, rundir, secret)
+    sentinels = sentinels_answering_first(settings.redis) if settings.redis.sentinels else None
+    cfg = render(settings, rundir, secret, sentinels)
+    tls.raise_open_files(settings)
     env = kamailio_environment(os.environ, sys.base_prefix)
     env[SETTINGS_ENV] = str(settings.source)
     env[SECRET_ENV] = secret

@@ -15,6 +15,7 @@ STATE_BREAKER = "redis_open_until"  # te_state item: breaker open until (monoton
 STATE_LEASE = "watch"  # te_state item: the version the watcher vouches for, until when
 HT_CALLS = "te_calls"  # this edge's calls holding channels: member -> scopes (watcher refreshes)
 HT_ENDED = "te_ended"  # this edge's calls that ended: the watcher releases their channels
+HT_STALE = "te_stale"  # entities provisioning touched lately: entity -> when (ms)
 HT_KNOWN = "te_known"  # sources admitted lately: customers, exempt from the flood guard
 
 # routes and callbacks Kamailio calls by name (methods of adapter.Edge)
@@ -24,7 +25,8 @@ CB_PRIVATE_REPLY = "ksr_private_reply_route"  # ... in a dialog whose caller is 
 CB_SL_REPLY = "ksr_sl_reply"  # tm on_sl_reply: replies matching no transaction
 CB_DISPATCHER_EVENT = "ksr_dispatcher_event"  # a gateway went up or down
 CB_WATCH = "ksr_watch"  # rtimer: the watcher's process
-CB_DIALOG_EVENT = "ksr_dialog_event"  # dialog: a call that holds channels ended
+CB_DIALOG_EVENT = "ksr_dialog_event"  # dialog: a call started (answered), ended or failed
+CB_XHTTP_EVENT = "ksr_xhttp_event"  # xhttp: an HTTP request on the metrics socket
 WATCH_TIMER = "te_watch"  # the rtimer that runs CB_WATCH
 
 # ndb_redis
@@ -46,9 +48,18 @@ SUBSTITUTIONS = {
     "TE_HT_CALLS": HT_CALLS,
     "TE_HT_KNOWN": HT_KNOWN,
     "TE_HT_ENDED": HT_ENDED,
+    "TE_HT_STALE": HT_STALE,
     "TE_WATCH_TIMER": WATCH_TIMER,
 }
 """What kamailio.cfg names through the wrapper's #!substdef (the rest it never names)."""
 
+
+
+def redis_servers(sentinels: int) -> tuple[str, ...]:
+    """ndb_redis's server names, most preferred first: REDIS_SERVER, then `te1`, `te2`, ...
+    with Sentinel (one per sentinel: runner.ndb_redis_servers)."""
+    return (REDIS_SERVER, *(f"{REDIS_SERVER}{i}" for i in range(1, sentinels)))
+
+
 CALLBACKS = (CB_FAILURE, CB_REPLY, CB_PRIVATE_REPLY, CB_SL_REPLY, CB_DISPATCHER_EVENT,
-             CB_WATCH, CB_DIALOG_EVENT)
+             CB_WATCH, CB_DIALOG_EVENT, CB_XHTTP_EVENT)

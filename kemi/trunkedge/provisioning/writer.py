@@ -3,14 +3,17 @@
 SPEC.md ("What an operator expects around it"): atomic changes, no half-written customer,
 ever. Every change runs as one optimistic transaction: WATCH the schema's version key, read
 and check, then MULTI ... INCR version, PUBLISH ... EXEC. A concurrent change retries; an
-error raises ConfigError before anything is queued, so Redis is left as it was. Input is
-validated by validation.py; every key and hash field comes from store/schema.py.
+error raises ConfigError before anything is queued, so Redis is left as it was. The
+PUBLISH names what the change touched (schema.changed_message: the domains and accounts
+whose cached views it may change, or everything for an import), so the edges drop only
+those cache entries. Input is validated by validation.py; every key and hash field comes
+from store/schema.py.
 Provisioner inherits the reads (list, show, export) from ConfigReader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -32,19 +35,21 @@ from trunkedge.provisioning.validation import (
 )
 from trunkedge.store.schema import (
     ACCOUNT_ACL_FIELD,
-    CHANGED,
     CID_FIELDS,
     LIMIT_FIELDS,
     Keys,
+    account_entity,
     account_fields,
     acl_fields,
     acl_keys,
     caller_id_fields,
+    changed_message,
     decode_caller_ids,
     decode_domain_fields,
     decode_ha1,
     decode_limits,
     domain_algorithms_field,
+    domain_entity,
     domain_fields,
     domain_keys,
     domain_pop_field,
@@ -53,6 +58,8 @@ from trunkedge.store.schema import (
 )
 
 Pipe = Any  # redis.client.Pipeline: untyped in redis-py 5
+Touched = Iterable[str] | None
+"""The cached entities a change touched (schema.domain_entity, account_entity); None: any."""
 DELETE_BATCH = 1000  # keys per DEL when import_config clears the old configuration
 
 
@@ -132,18 +139,26 @@ class Provisioner(ConfigReader):
         self.realm = realm
 
     # -- transaction helpers ------------------------------------------------------------
-    def _change(self, check_and_queue: Callable[[Pipe], None]) -> None:
+    def _change(self, check_and_queue: Callable[[Pipe], Touched]) -> None:
         """Run `check_and_queue` as one WATCH version / MULTI ... EXEC, retried on conflict.
 
-        It reads and checks first, then must call pipe.multi() before queuing its writes.
+        It reads and checks first, then must call pipe.multi() before queuing its writes,
+        and returns the entities it touched (None: maybe any), which the PUBLISH names.
         """
 
         def then_bump_version(pipe: Pipe) -> None:
-            check_and_queue(pipe)
+            current = int(pipe.get(self.keys.version) or 0)  # WATCHed: stays until EXEC
+            touched = check_and_queue(pipe)
             pipe.incr(self.keys.version)
-            pipe.publish(self.keys.changes, CHANGED)  # the edges' watchers drop their caches
+            # the edges' watchers drop the cache entries of what it touched
+            pipe.publish(self.keys.changes, changed_message(current + 1, touched))
 
         self.redis.transaction(then_bump_version, self.keys.version)
+
+    def _acl_domain_entities(self, pipe: Pipe, acl: str) -> list[str]:
+        """The domains `acl` is attached to, as entities (read under WATCH, before MULTI):
+        their cached views hold the ACL's networks, caller IDs and whether it has accounts."""
+        return [domain_entity(d) for d in _strs(pipe.smembers(self.keys.acl_domains(acl)))]
 
     def _need_account(self, pipe: Pipe, acl: str, username: str) -> None:
         if not pipe.sismember(self.keys.acl_accounts(acl), username):
@@ -153,13 +168,14 @@ class Provisioner(ConfigReader):
         if pipe.hget(self.keys.account(username), ACCOUNT_ACL_FIELD) is None:
             raise ConfigError("username", f"{username!r} does not exist")
 
-    def _set_limits(self, key: str, need: Callable[[Pipe], None],
+    def _set_limits(self, key: str, entity: str, need: Callable[[Pipe], None],
                     changes: Mapping[str, object]) -> None:
         """Change some limits (by LIMIT_KEYS name; None removes) of the domain or account
-        hash `key`, which `need` checks exists; the others are left as they are."""
+        hash `key` (cached as `entity`), which `need` checks exists; the others are left
+        as they are."""
         checked = check_limit_changes(changes)
 
-        def merge_limits(pipe: Pipe) -> None:
+        def merge_limits(pipe: Pipe) -> Touched:
             need(pipe)
             now = decode_limits(dict(zip(LIMIT_FIELDS, pipe.hmget(key, *LIMIT_FIELDS),
                                          strict=True)))
@@ -168,31 +184,35 @@ class Provisioner(ConfigReader):
             pipe.hdel(key, *LIMIT_FIELDS)
             if fields:
                 pipe.hset(key, mapping=fields)
+            return [entity]
 
         self._change(merge_limits)
 
     def _create(self, kind: str, name: str, index: str, key: str,
-                fields: dict[str, str]) -> None:
-        """A new domain or ACL: `name` joins the `index` set, its hash `key` is written."""
+                fields: dict[str, str], touched: list[str]) -> None:
+        """A new domain or ACL: `name` joins the `index` set, its hash `key` is written;
+        `touched` is what the edges may have cached of it (a domain's absence)."""
 
-        def add_if_new(pipe: Pipe) -> None:
+        def add_if_new(pipe: Pipe) -> Touched:
             if pipe.sismember(index, name):
                 raise ConfigError(kind, f"{name!r} already exists")
             pipe.multi()
             pipe.sadd(index, name)
             pipe.hset(key, mapping=fields)
+            return touched
 
         self._change(add_if_new)
 
     # -- domains ------------------------------------------------------------------------
     def domain_create(self, name: str) -> None:
         d = names.domain_name(name)
-        self._create("domain", d, self.keys.domains, self.keys.domain(d), domain_fields(d))
+        self._create("domain", d, self.keys.domains, self.keys.domain(d), domain_fields(d),
+                     [domain_entity(d)])
 
     def domain_delete(self, name: str) -> None:
         d = names.domain_name(name)
 
-        def delete_domain_and_detach_acls(pipe: Pipe) -> None:
+        def delete_domain_and_detach_acls(pipe: Pipe) -> Touched:
             self._need_domain(pipe, d)
             attached = _strs(pipe.smembers(self.keys.domain_acls(d)))
             pipe.multi()
@@ -200,6 +220,7 @@ class Provisioner(ConfigReader):
                 pipe.srem(self.keys.acl_domains(acl), d)
             pipe.delete(*domain_keys(self.keys, d))
             pipe.srem(self.keys.domains, d)
+            return [domain_entity(d)]  # its ACLs are cached only inside domain views
 
         self._change(delete_domain_and_detach_acls)
 
@@ -217,55 +238,60 @@ class Provisioner(ConfigReader):
     def _set_domain_field(self, d: str, field: str, value: str | None) -> None:
         key = self.keys.domain(d)
 
-        def set_or_clear_field(pipe: Pipe) -> None:
+        def set_or_clear_field(pipe: Pipe) -> Touched:
             self._need_domain(pipe, d)
             pipe.multi()
             if value is not None:
                 pipe.hset(key, field, value)
             else:
                 pipe.hdel(key, field)
+            return [domain_entity(d)]
 
         self._change(set_or_clear_field)
 
     def domain_set_limits(self, name: str, changes: Mapping[str, object]) -> None:
         """Set (an integer) or remove (None) the domain's `cps` and/or `channels` limit."""
         d = names.domain_name(name)
-        self._set_limits(self.keys.domain(d), lambda pipe: self._need_domain(pipe, d), changes)
+        self._set_limits(self.keys.domain(d), domain_entity(d),
+                         lambda pipe: self._need_domain(pipe, d), changes)
 
     def domain_attach(self, domain: str, acl: str) -> None:
         d, a = names.domain_name(domain), names.acl_name(acl)
 
-        def link_domain_and_acl(pipe: Pipe) -> None:
+        def link_domain_and_acl(pipe: Pipe) -> Touched:
             self._need_domain(pipe, d)
             self._need_acl(pipe, a)
             pipe.multi()
             pipe.sadd(self.keys.domain_acls(d), a)
             pipe.sadd(self.keys.acl_domains(a), d)
+            return [domain_entity(d)]  # the ACL's other domains do not change
 
         self._change(link_domain_and_acl)
 
     def domain_detach(self, domain: str, acl: str) -> None:
         d, a = names.domain_name(domain), names.acl_name(acl)
 
-        def unlink_domain_and_acl(pipe: Pipe) -> None:
+        def unlink_domain_and_acl(pipe: Pipe) -> Touched:
             self._need_domain(pipe, d)
             if not pipe.sismember(self.keys.domain_acls(d), a):
                 raise ConfigError("acl", f"{a!r} is not attached to domain {d!r}")
             pipe.multi()
             pipe.srem(self.keys.domain_acls(d), a)
             pipe.srem(self.keys.acl_domains(a), d)
+            return [domain_entity(d)]
 
         self._change(unlink_domain_and_acl)
 
     # -- ACLs ---------------------------------------------------------------------------
     def acl_create(self, name: str) -> None:
         a = names.acl_name(name)
-        self._create("acl", a, self.keys.acls, self.keys.acl(a), acl_fields(a))
+        self._create("acl", a, self.keys.acls, self.keys.acl(a), acl_fields(a),
+                     [])  # nothing cached: no domain has it yet, and no account is in it
 
     def acl_delete(self, name: str) -> None:
         a = names.acl_name(name)
 
-        def delete_detached_acl_and_accounts(pipe: Pipe) -> None:
+        def delete_detached_acl_and_accounts(pipe: Pipe) -> Touched:
             self._need_acl(pipe, a)
             attached = _strs(pipe.smembers(self.keys.acl_domains(a)))
             if attached:
@@ -278,16 +304,19 @@ class Provisioner(ConfigReader):
                 pipe.delete(self.keys.account(u))
             pipe.delete(*acl_keys(self.keys, a))
             pipe.srem(self.keys.acls, a)
+            return [account_entity(u) for u in users]  # no domain: refused while attached
 
         self._change(delete_detached_acl_and_accounts)
 
     def acl_add_ip(self, acl: str, cidr: str) -> str:
         a, net = names.acl_name(acl), str(names.network(cidr))
 
-        def add_network(pipe: Pipe) -> None:
+        def add_network(pipe: Pipe) -> Touched:
             self._need_acl(pipe, a)
+            touched = self._acl_domain_entities(pipe, a)
             pipe.multi()
             pipe.sadd(self.keys.acl_nets(a), net)
+            return touched
 
         self._change(add_network)
         return net
@@ -295,12 +324,14 @@ class Provisioner(ConfigReader):
     def acl_remove_ip(self, acl: str, cidr: str) -> str:
         a, net = names.acl_name(acl), str(names.network(cidr))
 
-        def remove_network(pipe: Pipe) -> None:
+        def remove_network(pipe: Pipe) -> Touched:
             self._need_acl(pipe, a)
             if not pipe.sismember(self.keys.acl_nets(a), net):
                 raise ConfigError("cidr", f"{net} is not in ACL {a!r}")
+            touched = self._acl_domain_entities(pipe, a)
             pipe.multi()
             pipe.srem(self.keys.acl_nets(a), net)
+            return touched
 
         self._change(remove_network)
         return net
@@ -309,28 +340,32 @@ class Provisioner(ConfigReader):
         a, u, realm = names.acl_name(acl), names.username(username), edge_realm(self.realm)
         fields = account_fields(a, realm, password_ha1(u, realm, password))
 
-        def add_account_if_username_free(pipe: Pipe) -> None:
+        def add_account_if_username_free(pipe: Pipe) -> Touched:
             self._need_acl(pipe, a)
             owner = pipe.hget(self.keys.account(u), ACCOUNT_ACL_FIELD)
             if owner is not None:
                 raise ConfigError(
                     "username", f"{u!r} already exists (in ACL {owner.decode()!r})"
                 )
+            domains = self._acl_domain_entities(pipe, a)  # the ACL may now have accounts
             pipe.multi()
             pipe.hset(self.keys.account(u), mapping=fields)
             pipe.sadd(self.keys.acl_accounts(a), u)
+            return [account_entity(u), *domains]
 
         self._change(add_account_if_username_free)
 
     def acl_remove_account(self, acl: str, username: str) -> None:
         a, u = names.acl_name(acl), names.username(username)
 
-        def remove_account(pipe: Pipe) -> None:
+        def remove_account(pipe: Pipe) -> Touched:
             self._need_acl(pipe, a)
             self._need_account(pipe, a, u)
+            domains = self._acl_domain_entities(pipe, a)  # the ACL may now have none
             pipe.multi()
             pipe.delete(self.keys.account(u))
             pipe.srem(self.keys.acl_accounts(a), u)
+            return [account_entity(u), *domains]
 
         self._change(remove_account)
 
@@ -341,14 +376,16 @@ class Provisioner(ConfigReader):
         check_caller_ids(ids, "caller_ids")
         key = self.keys.account(u) if u else self.keys.acl(a)
 
-        def replace_caller_ids(pipe: Pipe) -> None:
+        def replace_caller_ids(pipe: Pipe) -> Touched:
             self._need_acl(pipe, a)
             if u:
                 self._need_account(pipe, a, u)
+            touched = [account_entity(u)] if u else self._acl_domain_entities(pipe, a)
             pipe.multi()
             pipe.hdel(key, *CID_FIELDS)
             if ids.configured:
                 pipe.hset(key, mapping=caller_id_fields(ids))
+            return touched
 
         self._change(replace_caller_ids)
 
@@ -356,8 +393,8 @@ class Provisioner(ConfigReader):
     def account_set_limits(self, username: str, changes: Mapping[str, object]) -> None:
         """Set (an integer) or remove (None) the account's `cps` and/or `channels` limit."""
         u = names.username(username)
-        self._set_limits(self.keys.account(u), lambda pipe: self._need_username(pipe, u),
-                         changes)
+        self._set_limits(self.keys.account(u), account_entity(u),
+                         lambda pipe: self._need_username(pipe, u), changes)
 
     # -- whole configuration ------------------------------------------------------------
     def import_config(self, spec: ConfigSpec) -> None:
@@ -366,7 +403,7 @@ class Provisioner(ConfigReader):
         if spec.account_count():
             edge_realm(self.realm)  # refused here, before the transaction queues anything
 
-        def replace_configuration(pipe: Pipe) -> None:
+        def replace_configuration(pipe: Pipe) -> Touched:
             stale = self._configuration_keys(pipe)
             pipe.multi()
             for i in range(0, len(stale), DELETE_BATCH):
@@ -375,6 +412,7 @@ class Provisioner(ConfigReader):
                 self._queue_acl(pipe, a, acl)
             for d, dom in spec.domains.items():
                 self._queue_domain(pipe, d, dom)
+            return None  # anything may have changed
 
         self._change(replace_configuration)
 

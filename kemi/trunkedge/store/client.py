@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.settings import RedisSettings
@@ -16,13 +17,40 @@ from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import Script
 
 
-def connect(settings: RedisSettings) -> redis.Redis:
-    """A redis-py client that gives up after `timeout_ms` and never retries on its own."""
+def connect(settings: RedisSettings, timeout_s: float | None = None) -> redis.Redis:
+    """A redis-py client that gives up after `timeout_ms` (or `timeout_s`) and never retries
+    on its own: to `url`, or to the master Sentinel names (redis-py's `Sentinel.master_for`:
+    each new connection asks the sentinels again, so it follows a failover)."""
+    timeout = settings.timeout_ms / 1000 if timeout_s is None else timeout_s
+    options: dict[str, Any] = dict(
+        socket_timeout=timeout, socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+    if not settings.sentinels:
+        return redis.Redis.from_url(settings.url, **options)
+    sentinels: Any = Sentinel  # (untyped in redis-py)
+    master: redis.Redis = sentinels(
+        settings.sentinel_addresses, socket_timeout=timeout, socket_connect_timeout=timeout,
+    ).master_for(settings.master_name, password=settings.password or None, db=settings.db,
+                 **options)  # the sentinels are asked without a password
+    return master
+
+
+def sentinels_answering_first(settings: RedisSettings) -> tuple[str, ...]:
+    """redis.sentinels, those that name a master for `master_name` now first, each group in
+    the settings' order (the order the edge's ndb_redis connects at start)."""
     timeout = settings.timeout_ms / 1000
-    return redis.Redis.from_url(
-        settings.url, socket_timeout=timeout, socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
-    )
+
+    def names_master(address: tuple[str, int]) -> bool:
+        try:
+            with redis.Redis(*address, socket_timeout=timeout,
+                             socket_connect_timeout=timeout) as sentinel:
+                return bool(sentinel.sentinel_get_master_addr_by_name(settings.master_name))
+        except redis.RedisError:
+            return False
+
+    answering = [names_master(a) for a in settings.sentinel_addresses]
+    return tuple(s for _, s in sorted(zip(answering, settings.sentinels, strict=True),
+                                      key=lambda pair: not pair[0]))
 
 
 class RedisPyTransport:

@@ -19,11 +19,19 @@ from trunkedge.core.errors import StoreUnavailable
 from trunkedge.core.limits import Commit, Scope, bucket_size
 from trunkedge.core.views import AccountView, DomainView, Lookup
 from trunkedge.settings import RedisSettings
-from trunkedge.store.schema import Keys, decode_account, decode_domain
+from trunkedge.store.schema import (
+    Keys,
+    account_entity,
+    decode_account,
+    decode_domain,
+    domain_entity,
+)
 from trunkedge.store.scripts import COMMIT, EDGE, FAILURE, RELEASE, Script
 
 _COMMITS = {0: Commit.REPLAY, 1: Commit.OK, 2: Commit.OVER_CPS, 3: Commit.OVER_CHANNELS}
 CACHE_LIMIT = 200_000  # entries per worker before the cache starts over
+MAX_ENTRY_AGE_MS = 1_800_000  # refetched after 30 min: the stale table forgets after 60
+ANY = "*"  # the version argument of a vouched fetch: what the cache holds is not at stake
 NONE = "-"  # an empty argument (ndb_redis splits commands on spaces)
 
 
@@ -59,15 +67,19 @@ class Store:
 
     def __init__(self, settings: RedisSettings, transport: Transport, breaker_ms: int = 500,
                  breaker: Breaker | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_lookup: Callable[[bool], None] = lambda hit: None) -> None:
         self.keys = Keys(settings.prefix)
         self.transport = transport
         self.breaker_ms = breaker_ms
         self.breaker = breaker or LocalBreaker()
         self.clock = clock
-        self.version: str | None = None
-        self.domains: dict[str, DomainView | None] = {}
-        self.accounts: dict[str, AccountView | None] = {}
+        self.on_lookup = on_lookup  # told whether each lookup was answered from the cache
+        self.version: str | None = None  # {p}version as of the last unvouched fetch
+        self.epoch: str | None = None  # the watcher's epoch this cache belongs to
+        # name -> (view or None: no such thing, monotonic ms when fetched)
+        self.domains: dict[str, tuple[DomainView | None, float]] = {}
+        self.accounts: dict[str, tuple[AccountView | None, float]] = {}
 
     def _run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         """One Redis round trip; while the breaker is open, fail at once. Once its pause is
@@ -84,33 +96,64 @@ class Store:
             self.breaker.set(0)
         return result
 
-    def lookup(self, domain: str, username: str, source: str,
-               vouched: str | None = None) -> Lookup:
+    def lookup(self, domain: str, username: str, source: str, vouched: str | None = None,
+               stale: Callable[[str], float] = lambda entity: 0.0) -> Lookup:
         """The domain's ACLs and the credentials' account (and, from Redis, the source's
-        ban): from this worker's cache when the watcher vouches that Redis holds the
-        version the cache holds (`vouched`), else one round trip with little data. With
-        a vouched cache the source's ban is the caller's to check (the watcher copies
-        bans to every edge; `commit` checks it again for what it claims)."""
-        if (vouched is not None and vouched == self.version and domain in self.domains
-                and (not username or username in self.accounts)):
-            return Lookup(self.domains[domain], self.accounts[username] if username else None)
-        want = ("d" if domain not in self.domains else "") + \
-            ("u" if username and username not in self.accounts else "")
+        ban). From this worker's cache while the watcher vouches for its epoch (`vouched`)
+        and neither entry was touched by a change since it was fetched (`stale`: when the
+        watcher last heard of a change to an entity, monotonic ms); else one round trip
+        for just what is missing or stale. Unvouched, the cache is only as good as the
+        version key says (any change empties it). With a vouched cache the source's ban
+        is the caller's to check (the watcher copies bans to every edge; `commit` checks it
+        again for what it claims)."""
+        if vouched != self.epoch and vouched is not None:
+            self.drop_cache(vouched)
+        want = ("d" if self.outdated(self.domains, domain, domain_entity(domain), stale) else "")
+        if username and self.outdated(self.accounts, username, account_entity(username), stale):
+            want += "u"
+        hit = vouched is not None and not want
+        self.on_lookup(hit)
+        if hit:
+            return Lookup(self.domains[domain][0],
+                          self.accounts[username][0] if username else None)
+        return self.fetch(domain, username, source, want, vouched is not None)
+
+    def outdated(self, cache: dict[str, tuple[Any, float]], name: str, entity: str,
+                 stale: Callable[[str], float]) -> bool:
+        """Not cached, fetched before the entity's last change, or too old to tell."""
+        entry = cache.get(name)
+        if entry is None:
+            return True
+        fetched = entry[1]
+        return fetched <= stale(entity) or self.clock() * 1000 - fetched > MAX_ENTRY_AGE_MS
+
+    def fetch(self, domain: str, username: str, source: str, want: str,
+              vouched: bool) -> Lookup:
+        """One round trip: the ban, and the entries wanted (all of them, unvouched, when
+        the version key moved on: then this worker's cache is dropped)."""
+        fetched = self.clock() * 1000  # before the read: a change after it is newer
         raw = self._run(EDGE, (), (self.keys.prefix, domain, username or NONE,
-                                   source or NONE, self.version or NONE, want or NONE))
+                                   source or NONE, ANY if vouched else self.version or NONE,
+                                   want or NONE))
         answer = json.loads(raw)
         if "ban" in answer:
             return Lookup(None, None, banned_for=int(answer["ban"]))
-        if answer["v"] != self.version or len(self.domains) + len(self.accounts) > CACHE_LIMIT:
+        if not vouched and answer["v"] != self.version:
+            self.drop_cache(self.epoch)
             self.version = answer["v"]
-            self.domains.clear()
-            self.accounts.clear()
+        if len(self.domains) + len(self.accounts) > CACHE_LIMIT:
+            self.drop_cache(self.epoch)
         if "dom" in answer:
-            self.domains[domain] = decode_domain(domain, answer["dom"])
+            self.domains[domain] = (decode_domain(domain, answer["dom"]), fetched)
         if "acct" in answer:
-            self.accounts[username] = decode_account(username, answer["acct"] or ())
-        return Lookup(self.domains.get(domain),
-                      self.accounts.get(username) if username else None)
+            self.accounts[username] = (decode_account(username, answer["acct"] or ()), fetched)
+        dom, acct = self.domains.get(domain), self.accounts.get(username)
+        return Lookup(dom[0] if dom else None, acct[0] if acct and username else None)
+
+    def drop_cache(self, epoch: str | None) -> None:
+        self.epoch = epoch
+        self.domains.clear()
+        self.accounts.clear()
 
     def commit(self, source: str, claim: tuple[str, int] | None, scopes: Sequence[Scope],
                member: str, lease_ms: int) -> tuple[Commit, int]:

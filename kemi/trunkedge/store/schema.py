@@ -22,6 +22,10 @@ go through here. `docs/redis-schema.md` documents the same layout for other writ
     {p}secret                    STRING  the edges' shared secret when auth.secret is unset
                                          (SET NX by the first `trunkedge run`; a password)
 
+    {p}cdrs                      STREAM  call detail records, published from the edges'
+                                         spools (docs/cdr.md)
+    {p}cdr:offset:{edge}:{file}  STRING  bytes of that spool segment already in {p}cdrs
+
     {p}changes                   CHANNEL "version" after every change (with the INCR),
                                          "ban <ip> <seconds>" when an address is banned
 
@@ -66,6 +70,8 @@ KEY_TEMPLATES = {
     "secret": "secret",
     "cps": "cps:{}",
     "channels": "ch:{}",
+    "cdrs": "cdrs",
+    "cdr_offset": "cdr:offset:{}",
 }
 """Every key name after the prefix, defined once: `Keys` formats them for Python, and the
 Lua scripts get the same names as functions (store.scripts renders them)."""
@@ -130,6 +136,15 @@ class Keys:
         return self._key("channels", scope)
 
     @property
+    def cdrs(self) -> str:
+        """The stream of call detail records."""
+        return self._key("cdrs")
+
+    def cdr_offset(self, edge: str, segment: str) -> str:
+        """How many bytes of an edge's spool segment (a file name) are in the stream."""
+        return self._key("cdr_offset", f"{edge}:{segment}")
+
+    @property
     def changes(self) -> str:
         """The pub/sub channel that tells the edges' watchers what changed."""
         return self._key("changes")
@@ -140,8 +155,33 @@ class Keys:
         return self._key("secret")
 
 
-CHANGED = "version"  # the message provisioning publishes on Keys.changes with each change
+CHANGED = "changed"  # "changed <version> <entity> ...", published with every change
+EVERYTHING = "*"  # the entity of a change that may have touched anything (an import)
 BAN_MESSAGE = "ban"  # "ban <ip> <seconds>", published by the failure script
+
+
+def domain_entity(name: str) -> str:
+    """What a cached domain is called in change messages (and the edge's stale table)."""
+    return f"d:{name}"
+
+
+def account_entity(username: str) -> str:
+    return f"u:{username}"
+
+
+def changed_message(version: int, touched: Iterable[str] | None) -> str:
+    """The message provisioning publishes on Keys.changes in the transaction that makes
+    `version` the new {p}version: which cached entities it touched (None: maybe any)."""
+    entities = sorted(set(touched)) if touched is not None else [EVERYTHING]
+    return " ".join((CHANGED, str(version), *entities))  # none: nothing a cache holds
+
+
+def parse_changed(message: str) -> tuple[int, tuple[str, ...]] | None:
+    """(version, entities) of a change message; None if it is none."""
+    words = message.split()
+    if len(words) < 2 or words[0] != CHANGED or not words[1].isdigit():
+        return None
+    return int(words[1]), tuple(words[2:])
 
 
 def _s(v: bytes | str | None) -> str:

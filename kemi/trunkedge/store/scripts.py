@@ -54,4 +54,5 @@ COMMIT = load("commit")  # an admitted call's ban check, nonce claim and limits
 FAILURE = load("failure")  # a failed authentication, and the ban it may cause
 RELEASE = load("release")  # a call ended: its channels are free
 REFRESH = load("refresh")  # the watcher: this edge's calls are still up
+CDR_PUBLISH = load("cdr_publish")  # the watcher: spooled call records to the stream
 SCRIPTS = (EDGE, COMMIT, FAILURE, RELEASE, REFRESH)

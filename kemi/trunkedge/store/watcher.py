@@ -24,8 +24,9 @@ import redis
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.core.limits import Held
 from trunkedge.settings import RedisSettings
+from trunkedge.store.cdr_stream import Publisher
 from trunkedge.store.client import RedisPyTransport, connect
-from trunkedge.store.schema import BAN_MESSAGE, Keys
+from trunkedge.store.schema import BAN_MESSAGE, EVERYTHING, Keys, parse_changed
 from trunkedge.store.scripts import REFRESH, RELEASE, SCRIPTS, Script
 
 HEARTBEAT_S = 0.1  # how often the version is read (and Redis's health checked)
@@ -41,6 +42,11 @@ class Board(Protocol):
     def withdraw(self) -> None: ...
 
     def ban(self, address: str, seconds: int) -> None: ...
+
+    def stale(self, entity: str, at_ms: int) -> None:
+        """A provisioning change touched `entity` (schema.domain_entity, account_entity)
+        at `at_ms` (monotonic): a worker's entry fetched before is stale."""
+        ...
 
     def calls(self) -> list[Held]:
         """This edge's live calls holding channels."""
@@ -58,7 +64,7 @@ def format_lease(version: str, until_s: float) -> str:
 
 
 def leased_version(value: object, now_s: float) -> str | None:
-    """The version a board's lease vouches for, if it still runs (None: ask Redis)."""
+    """The epoch a board's lease vouches for, if it still runs (None: ask Redis)."""
     if not value:
         return None
     version, _, until = str(value).partition(" ")
@@ -69,8 +75,10 @@ class Watcher:
     def __init__(self, settings: RedisSettings, board: Board,
                  log: Callable[[str], None] = lambda _: None,
                  clock: Callable[[], float] = time.monotonic,
-                 channel_lease_s: float = 30.0) -> None:
+                 channel_lease_s: float = 30.0, publisher: Publisher | None = None) -> None:
         self.settings, self.keys, self.board = settings, Keys(settings.prefix), board
+        self.publisher = publisher  # of the edge's call records, every heartbeat
+        self.records_failing = False
         self.log, self.clock = log, clock
         self.lease_s = channel_lease_s
         self.next_renewal = 0.0
@@ -78,6 +86,10 @@ class Watcher:
         self.pubsub: Any = None
         self.next_beat = self.retry_at = 0.0
         self.up = False
+        self.run_id = ""  # Redis's: a Redis that lost its data is another epoch
+        self.session = 0  # one more at each (re)connect, or when changes may be missed
+        self.covered = 0  # the highest {p}version whose changes reached the board
+        self.unexplained = 0  # a version seen with no change message (yet), or 0
 
     def run_for(self, seconds: float) -> None:
         """Watch for about `seconds`, then return (Kamailio's timer calls again)."""
@@ -115,6 +127,10 @@ class Watcher:
         if not reply or reply.get("type") != "subscribe":
             raise redis.ConnectionError("no confirmation of the subscription")
         self.pubsub = pubsub
+        self.run_id = str(client.info("server").get("run_id", ""))
+        self.session += 1  # changes made while not listening are unknown: a new epoch
+        self.covered = int(client.get(self.keys.version) or 0)
+        self.unexplained = 0
         for script in SCRIPTS:  # a restarted Redis has none: spare the workers a NOSCRIPT
             client.script_load(script.source)
         self.copy_bans()
@@ -125,13 +141,28 @@ class Watcher:
 
     def beat(self) -> None:
         """Read the version and renew the lease (a failure withdraws it); free the
-        channels of the calls that ended meanwhile."""
+        channels of the calls that ended meanwhile; publish the spooled call records."""
         assert self.client is not None
-        version = self.client.get(self.keys.version)
-        self.board.lease(format_lease(version.decode() if version else "0",
-                                      self.clock() + LEASE_S))
+        self.explain(int(self.client.get(self.keys.version) or 0))
+        self.board.lease(format_lease(self.epoch, self.clock() + LEASE_S))
         self.next_beat = self.clock() + HEARTBEAT_S
         self.release_ended()
+        self.publish_records()
+
+    def publish_records(self) -> None:
+        """Publish the spooled call records. Redis answered the heartbeat just now, so a
+        failure here is the stream's own (memory, a wrong key type): logged, and the
+        records wait in the spool, but the workers keep their lease."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.flush()
+        except redis.ResponseError as e:
+            if not self.records_failing:
+                self.log(f"call records not published, kept in the spool: {e}")
+            self.records_failing = True
+            return
+        self.records_failing = False
 
     def renew_calls(self) -> None:
         """Renew the leases of this edge's live calls, a third of a lease before they run
@@ -155,15 +186,43 @@ class Watcher:
             batch = pairs[i:i + RENEW_BATCH]
             transport.run(script, [k for k, _ in batch], [*head, *(m for _, m in batch)])
 
+    @property
+    def epoch(self) -> str:
+        """What the lease vouches for: this Redis (run id) and this run of unbroken
+        change messages. Workers whose cache is of another epoch drop it."""
+        return f"{self.run_id}.{self.session}"
+
+    def explain(self, version: int) -> None:
+        """A version seen a heartbeat ago whose change message has still not come (a writer
+        that does not publish): anything may have changed, a new epoch. (A message comes
+        within a millisecond of its version: one heartbeat is ample.)"""
+        if self.unexplained > self.covered:
+            self.session += 1
+            self.covered = self.unexplained
+        self.unexplained = version if version > self.covered else 0
+
     def handle(self, message: dict[str, Any]) -> bool:
-        """A published message: a ban goes on the board; anything else is a change."""
+        """A published message: a ban goes on the board; a change marks what it touched
+        stale (only that: the rest of the workers' caches stays warm)."""
         if message.get("type") != "message":
             return False
         data = message.get("data")
-        words = (data.decode(errors="replace") if isinstance(data, bytes) else str(data)).split()
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        words = text.split()
         if len(words) == 3 and words[0] == BAN_MESSAGE and words[2].isdigit():
             self.board.ban(words[1], int(words[2]))
             return False
+        change = parse_changed(text)
+        if change is None:
+            return False
+        version, entities = change
+        if EVERYTHING in entities:
+            self.session += 1
+        else:
+            at_ms = int(self.clock() * 1000)
+            for entity in entities:
+                self.board.stale(entity, at_ms)
+        self.covered = max(self.covered, version)
         return True
 
     def copy_bans(self) -> None:

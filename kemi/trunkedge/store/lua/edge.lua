@@ -1,9 +1,9 @@
--- The edge's one round trip per initial request whose worker cache is not vouched for.
--- ARGV: prefix, domain, username, source address, the version the caller's cache holds,
--- what it wants ("d" domain, "u" account) ("-" for none/empty). Answers, as JSON:
--- {ban = ttl} for a banned address; else {v = version, dom = ..., acct = ...}, with
--- dom/acct when wanted or when
--- the version moved on (then the cache is stale). Keys are derived from the prefix by the
+-- The edge's round trip for an initial request its worker cannot answer from its cache.
+-- ARGV: prefix, domain, username, source address, the version the caller's cache holds
+-- ("*": its watcher vouches for it, entry by entry), what it wants ("d" domain, "u"
+-- account) ("-" for none/empty). Answers, as JSON: {ban = ttl} for a banned address;
+-- else {v = version, dom = ..., acct = ...}, with dom/acct when wanted or when the
+-- version moved on (then the whole cache is stale). Keys are derived from the
 -- key functions below (trunkedge.store.schema.KEY_TEMPLATES): a single-instance script,
 -- not Cluster slot-safe.
 local p, d, u, ip, cv, want = unpack(ARGV)
@@ -11,7 +11,7 @@ local p, d, u, ip, cv, want = unpack(ARGV)
 local ban = redis.call('TTL', key_ban(p, ip))
 if ban > 0 then return cjson.encode({ban = ban}) end
 local out = {v = redis.call('GET', key_version(p)) or '0'}
-if out.v ~= cv then want = 'du' end
+if cv ~= '*' and out.v ~= cv then want = 'du' end
 if string.find(want, 'd', 1, true) then
   local dom = redis.call('HMGET', key_domain(p, d), 'name', 'pop', 'algs', 'max_cps',
                         'max_channels')

@@ -1,0 +1,62 @@
+"""Call detail records: one per admitted call when it ends, one per refused initial
+INVITE. Pure: the record's fields from the facts the adapter collects (docs/cdr.md).
+Never a password, HA1 or nonce."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+FIELDS = ("kind", "call_id", "start_ms", "answer_ms", "end_ms", "duration_ms", "status",
+          "hangup", "reason", "domain", "acl", "account", "source_ip", "source_port",
+          "transport", "pop", "gateway", "failovers", "asserted", "private", "edge")
+"""Every record has these fields, in this order (the CSV export's columns)."""
+
+CALLER_TAG = "caller_tag"  # kept while the call is up (who hung up), not in the record
+
+
+def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str | None,
+           source_ip: str, source_port: str, transport: str, pop: str, gateway: str,
+           asserted: str, private: bool, edge: str, caller_tag: str) -> dict[str, str]:
+    """What is known of an admitted call when it is relayed (kept with its dialog)."""
+    return {"call_id": call_id, "start_ms": str(start_ms), "domain": domain, "acl": acl,
+            "account": account or "", "source_ip": source_ip, "source_port": source_port,
+            "transport": transport, "pop": pop, "gateway": gateway, "asserted": asserted,
+            "private": "1" if private else "0", "edge": edge, CALLER_TAG: caller_tag}
+
+
+def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: int,
+              by_edge: bool) -> str:
+    """Who ended the call: an answered call by its BYE's From tag (RFC 3261 §15), or the
+    dialog's timeout; an unanswered one: the caller (CANCEL, 487), the edge (its own 503
+    after every gateway failed) or the far end (its final answer)."""
+    if ended:
+        if method != "BYE":
+            return "timeout"
+        return "caller" if from_tag == caller_tag else "callee"
+    if status == 487:
+        return "caller"
+    return "edge" if by_edge else "callee"
+
+
+def closed(call: Mapping[str, str], *, answer_ms: int | None, end_ms: int, status: int,
+           hangup: str, pop: str, gateway: str, failovers: int) -> dict[str, str]:
+    """The record of an admitted call that ended (answered or not)."""
+    record = {**{f: "" for f in FIELDS}, **{k: v for k, v in call.items() if k in FIELDS}}
+    record.update(kind="call", answer_ms="" if answer_ms is None else str(answer_ms),
+                  end_ms=str(end_ms), status=str(status), hangup=hangup,
+                  duration_ms=str(max(0, end_ms - answer_ms) if answer_ms else 0),
+                  failovers=str(failovers))
+    if pop:
+        record.update(pop=pop, gateway=gateway)
+    return record
+
+
+def refused(*, call_id: str, at_ms: int, status: int, reason: str, domain: str,
+            source_ip: str, source_port: str, transport: str, edge: str) -> dict[str, str]:
+    """The record of a refused initial INVITE (what support desks look up)."""
+    record = {f: "" for f in FIELDS}
+    record.update(kind="refused", call_id=call_id, start_ms=str(at_ms), end_ms=str(at_ms),
+                  duration_ms="0", status=str(status), reason=reason, domain=domain,
+                  source_ip=source_ip, source_port=source_port, transport=transport,
+                  failovers="0", private="0", edge=edge)
+    return record

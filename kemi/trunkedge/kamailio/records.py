@@ -1,0 +1,103 @@
+"""Call detail records in Kamailio: what an admitted call is kept with its dialog (dialog
+module variables), completed by the dialog's events, and appended to the local spool
+(store.cdr_spool), from which the watcher publishes them to Redis. A refused initial
+INVITE gets its record at once. The record's fields are core.cdr's."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import KSR
+
+from trunkedge.core import cdr
+from trunkedge.core.admission import Admit, Refuse
+from trunkedge.core.identity import IdentityEdits
+from trunkedge.kamailio.ksr_io import pv
+from trunkedge.settings import Settings
+from trunkedge.store.cdr_spool import Spool
+
+CALL_VAR = "$dlg_var(te_cdr)"  # the call as opened (JSON of core.cdr.opened)
+POP_VAR, GATEWAY_VAR = "$dlg_var(te_pop)", "$dlg_var(te_gw)"  # after a failover
+FAILOVERS_VAR = "$dlg_var(te_fo)"
+STATUS_VAR = "$dlg_var(te_code)"  # the final status, when not a 2xx
+BY_EDGE_VAR = "$dlg_var(te_by_edge)"  # the edge answered it itself (every gateway failed)
+ANSWER_VAR = "$dlg_var(te_ans)"  # when the dialog was confirmed (ms)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Records:
+    """The edge's records (one per process: configured before the fork, see RECORDS)."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.edge = self.directory = ""
+        self.spool: Spool | None = None  # opened in the worker that first writes
+
+    def configure(self, settings: Settings) -> None:
+        self.enabled = settings.cdr.enabled
+        self.edge = settings.cdr.edge
+        self.directory = settings.cdr.spool_dir
+
+    def write(self, record: dict[str, str]) -> None:
+        if self.spool is None:
+            self.spool = Spool(self.directory, self.edge)
+        self.spool.append(record)
+
+    def opened(self, admit: Admit, identity: IdentityEdits, domain: str, pop: str,
+               gateway: str) -> None:
+        """An admitted call is relayed: what its record will say, kept with its dialog."""
+        if not self.enabled:
+            return
+        call = cdr.opened(
+            call_id=pv("$ci"), start_ms=now_ms(), domain=domain, acl=admit.acl,
+            account=admit.username, source_ip=pv("$si"), source_port=pv("$sp"),
+            transport=pv("$pr"), pop=pop, gateway=gateway, asserted=identity.asserted,
+            private=identity.private, edge=self.edge, caller_tag=pv("$ft"))
+        KSR.pv.sets(CALL_VAR, json.dumps(call, separators=(",", ":")))
+
+    def failed_over(self, pop: str, gateway: str) -> None:
+        if self.enabled:
+            KSR.pv.sets(POP_VAR, pop)
+            KSR.pv.sets(GATEWAY_VAR, gateway)
+            KSR.pv.sets(FAILOVERS_VAR, str(int(pv(FAILOVERS_VAR) or 0) + 1))
+
+    def final(self, status: int, by_edge: bool = False) -> None:
+        """A final answer other than 2xx (from the far end, or the edge's own)."""
+        if self.enabled:
+            KSR.pv.sets(STATUS_VAR, str(status))
+            if by_edge:
+                KSR.pv.sets(BY_EDGE_VAR, "1")
+
+    def answered(self) -> None:
+        if self.enabled:
+            KSR.pv.sets(ANSWER_VAR, str(now_ms()))
+
+    def ended(self, ended: bool) -> None:
+        """The dialog ended (answered) or failed: its record goes to the spool."""
+        raw = pv(CALL_VAR)
+        if not self.enabled or not raw:
+            return
+        call = json.loads(raw)
+        answer = pv(ANSWER_VAR)
+        status = 200 if ended else int(pv(STATUS_VAR) or 500)
+        hangup = cdr.hangup_of(ended, pv("$rm"), pv("$ft"), call.get(cdr.CALLER_TAG, ""),
+                               status, pv(BY_EDGE_VAR) == "1")
+        self.write(cdr.closed(
+            call, answer_ms=int(answer) if answer else None, end_ms=now_ms(), status=status,
+            hangup=hangup, pop=pv(POP_VAR), gateway=pv(GATEWAY_VAR),
+            failovers=int(pv(FAILOVERS_VAR) or 0)))
+
+    def refused(self, refusal: Refuse, domain: str) -> None:
+        """A refused initial INVITE's record."""
+        if self.enabled and pv("$rm") == "INVITE":
+            self.write(cdr.refused(
+                call_id=pv("$ci"), at_ms=now_ms(), status=refusal.code, reason=refusal.label,
+                domain=domain, source_ip=pv("$si"), source_port=pv("$sp"),
+                transport=pv("$pr"), edge=self.edge))
+
+
+RECORDS = Records()

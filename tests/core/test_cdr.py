@@ -1,0 +1,50 @@
+"""Call detail records from the facts of a call."""
+
+from __future__ import annotations
+
+import pytest
+
+from trunkedge.core import cdr
+
+CALL = cdr.opened(call_id="c1", start_ms=1000, domain="acme", acl="roaming",
+                  account="31000000", source_ip="192.0.2.1", source_port="5060",
+                  transport="udp", pop="eu1", gateway="sip:gw1", asserted="+31201234567",
+                  private=False, edge="edge-1", caller_tag="t-caller")
+
+
+def test_an_answered_call_lasts_from_its_answer_to_its_end() -> None:
+    r = cdr.closed(CALL, answer_ms=3000, end_ms=63_500, status=200, hangup="callee",
+                   pop="eu2", gateway="sip:gw2", failovers=1)
+    assert list(r) == list(cdr.FIELDS)  # every field, in order, nothing else
+    assert (r["kind"], r["duration_ms"], r["status"], r["answer_ms"]) == \
+        ("call", "60500", "200", "3000")
+    assert (r["pop"], r["gateway"], r["failovers"]) == ("eu2", "sip:gw2", "1")
+    assert r["account"] == "31000000" and r["reason"] == ""
+
+
+def test_an_unanswered_call_has_no_duration() -> None:
+    r = cdr.closed(CALL, answer_ms=None, end_ms=2000, status=486, hangup="callee",
+                   pop="", gateway="", failovers=0)
+    assert (r["answer_ms"], r["duration_ms"], r["pop"]) == ("", "0", "eu1")
+
+
+@pytest.mark.parametrize(("ended", "method", "tag", "status", "by_edge", "who"), [
+    (True, "BYE", "t-caller", 200, False, "caller"),
+    (True, "BYE", "t-callee", 200, False, "callee"),
+    (True, "OPTIONS", "", 200, False, "timeout"),  # the dialog's timer: no BYE came
+    (False, "CANCEL", "t-caller", 487, False, "caller"),
+    (False, "INVITE", "", 486, False, "callee"),
+    (False, "INVITE", "", 503, True, "edge"),
+])
+def test_who_hung_up(ended: bool, method: str, tag: str, status: int, by_edge: bool,
+                     who: str) -> None:
+    assert cdr.hangup_of(ended, method, tag, "t-caller", status, by_edge) == who
+
+
+def test_a_refused_invite_has_its_reason_and_no_customer_secrets() -> None:
+    r = cdr.refused(call_id="c2", at_ms=5, status=403, reason="address-not-allowed",
+                    domain="acme", source_ip="198.51.100.7", source_port="5060",
+                    transport="tcp", edge="edge-1")
+    assert list(r) == list(cdr.FIELDS)
+    assert (r["kind"], r["reason"], r["status"], r["end_ms"]) == \
+        ("refused", "address-not-allowed", "403", "5")
