@@ -252,12 +252,14 @@ class Churn:
         self.changes = 0
 
     def run(self) -> None:
+        from trunkedge.core.errors import ConfigError
+
         i = 0
         while self.per_second and not self.stop.wait(1 / self.per_second):
             name = f"churn{i % 500}"
-            if i // 500 % 2 == 0:
+            try:
                 self.writer.domain_create(name)
-            else:
+            except ConfigError:  # there from an earlier round: this change deletes it
                 self.writer.domain_delete(name)
             i += 1
             self.changes += 1

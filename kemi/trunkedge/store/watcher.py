@@ -117,7 +117,7 @@ class Watcher:
             changed |= self.handle(message)
             message = self.pubsub.get_message(timeout=0)
         if changed:
-            self.beat()
+            self.renew_lease()
 
     def connect(self) -> None:
         client: Any = connect(self.settings)
@@ -144,7 +144,7 @@ class Watcher:
         channels of the calls that ended meanwhile; publish the spooled call records."""
         assert self.client is not None
         self.explain(int(self.client.get(self.keys.version) or 0))
-        self.board.lease(format_lease(self.epoch, self.clock() + LEASE_S))
+        self.renew_lease()
         self.next_beat = self.clock() + HEARTBEAT_S
         self.release_ended()
         self.publish_records()
@@ -185,6 +185,11 @@ class Watcher:
         for i in range(0, len(pairs), RENEW_BATCH):
             batch = pairs[i:i + RENEW_BATCH]
             transport.run(script, [k for k, _ in batch], [*head, *(m for _, m in batch)])
+
+    def renew_lease(self) -> None:
+        """Vouch for the epoch for another LEASE_S (at once after a change message, so
+        the workers see the stale marks it set with a fresh lease)."""
+        self.board.lease(format_lease(self.epoch, self.clock() + LEASE_S))
 
     @property
     def epoch(self) -> str:
