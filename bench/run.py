@@ -311,9 +311,11 @@ def main() -> int:
     ap.add_argument("--churn", default="",
                     help="e.g. 0,10,50: the edge's calls at the first rate while this many "
                          "unrelated customers change per second (cache invalidation)")
-    ap.add_argument("--no-operations", action="store_true",
-                    help="run the edge without metrics and call records (on by default, as an "
-                         "operator runs it: to see what they cost)")
+    ap.add_argument("--no-metrics", action="store_true",
+                    help="run the edge without metrics (on by default, as an operator runs "
+                         "it: to see what they cost)")
+    ap.add_argument("--no-records", action="store_true",
+                    help="run the edge without call detail records (on by default)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="trunkedge-bench-"))
@@ -331,9 +333,9 @@ def main() -> int:
                         memory_manager=args.memory_manager,
                         security={"flood_exempt": ["127.0.0.0/8"]},
                         routing={"topology_hiding": not args.no_topology_hiding},
-                        metrics={} if args.no_operations else
+                        metrics={} if args.no_metrics else
                         {"listen": f"127.0.0.1:{free_port()}"},
-                        cdr={"enabled": not args.no_operations})
+                        cdr={"enabled": not args.no_records})
             edge.write_settings()
             seconds = provision(edge, population(args.domains, args.cidrs))
             print(json.dumps({"target": target, "import_domains": args.domains,

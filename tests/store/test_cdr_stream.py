@@ -17,7 +17,7 @@ from harness import RedisServer
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.settings import RedisSettings, Settings, parse_settings
 from trunkedge.store.cdr_spool import Spool
-from trunkedge.store.cdr_stream import Publisher, entry_fields, publisher_for
+from trunkedge.store.cdr_stream import Publisher, publisher_for
 from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import CDR_PUBLISH
 from trunkedge.store.watcher import Watcher
@@ -200,12 +200,20 @@ def test_an_old_segment_is_deleted_only_once_all_of_it_is_published(
     assert [e["call_id"] for e in stream(server)] == [f"c{n}" for n in range(5)]
 
 
-def test_a_line_that_is_not_a_record_is_published_as_invalid_not_lost() -> None:
-    fields = entry_fields(EDGE, "cdr-e1-2025013114.jsonl", 70, b'{"kind":"ca\n')
-    assert fields == ["kind", "invalid", "raw", '{"kind":"ca', "id",
-                      "e1:cdr-e1-2025013114.jsonl:70"]
-    nested = entry_fields(EDGE, "s", 0, json.dumps({"status": 200, "x": [1]}).encode())
-    assert nested == ["status", "200", "x", "[1]", "id", "e1:s:0"]
+def test_a_line_that_is_not_a_record_is_published_as_invalid_not_lost(
+        server: RedisServer, tmp_path: Path) -> None:
+    spool = spool_of(tmp_path)
+    append(spool, 0, 1)
+    (segment,) = spool.segments()
+    start = segment.stat().st_size
+    with segment.open("ab") as f:
+        f.write(b'{"kind":"ca\n')
+        f.write(json.dumps({"status": 200, "x": [1], "b": True}).encode() + b"\n")
+    assert publisher(server, spool).flush() == 3
+    _, invalid, nested = stream(server)
+    assert invalid == {"kind": "invalid", "raw": '{"kind":"ca',
+                       "id": f"{EDGE}:{segment.name}:{start}"}
+    assert list(nested.items())[:3] == [("status", "200"), ("b", "1"), ("x", "[1]")]
 
 
 def test_the_watcher_publishes_the_spool_every_heartbeat(

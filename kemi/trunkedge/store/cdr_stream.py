@@ -12,7 +12,6 @@ published (then its offset key). docs/cdr.md describes the records and the strea
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,32 +38,6 @@ class Entry:
 
     stream_id: str
     fields: dict[str, str]
-
-
-def field_text(value: object) -> str:
-    """A record value as a stream field: None is empty, booleans 1/0, numbers as JSON."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return json.dumps(value)
-
-
-def entry_fields(edge: str, segment: str, offset: int, line: bytes) -> list[str]:
-    """The stream fields of the spool line at `offset` of `segment`, flat: documented
-    fields first, any others sorted, then `id` = "<edge>:<segment>:<offset>"."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        record = {"kind": INVALID, "raw": line.decode(errors="replace").rstrip("\n")}
-    names = [f for f in RECORD_FIELDS if f in record]
-    names += sorted(set(record) - set(RECORD_FIELDS) - {"id"})
-    flat = [x for name in names for x in (name, field_text(record[name]))]
-    return [*flat, "id", f"{edge}:{segment}:{offset}"]
 
 
 class Publisher:
@@ -110,10 +83,10 @@ class Publisher:
     def _publish(self, segment: str, offset: int, end: int,
                  lines: Sequence[tuple[int, bytes]]) -> bool:
         """One atomic step: these lines into the stream, the offset from `offset` to `end`."""
-        args = [str(offset), str(end), str(self.maxlen)]
-        for start, line in lines:
-            fields = entry_fields(self.spool.edge, segment, start, line)
-            args += [str(len(fields)), *fields]
+        args = [str(offset), str(end), str(self.maxlen), f"{self.spool.edge}:{segment}:",
+                str(len(RECORD_FIELDS)), *RECORD_FIELDS]
+        for start, line in lines:  # Redis decodes them (no per-record work in the edge)
+            args += [str(start), line.decode(errors="replace").rstrip("\n")]
         keys = [self.keys.cdrs, self._offset_key(segment)]
         return bool(self.transport.run(CDR_PUBLISH, keys, args))
 
