@@ -10,7 +10,18 @@ ROOT=$PWD
 STATE=${TRUNKEDGE_DEMO_DIR:-/var/tmp/trunkedge-demo}
 REDIS_PORT=${TRUNKEDGE_DEMO_REDIS_PORT:-6390}
 mkdir -p "$STATE"
-sed "s|redis://127.0.0.1:6379/0|redis://127.0.0.1:$REDIS_PORT/0|" examples/settings.yaml \
+# SIP over TLS on 127.0.0.1:5061 too, with a self-signed certificate of the demo's own
+# (in $STATE, never in the repo; clients must accept it or trust $STATE/edge.crt).
+if [[ ! -s $STATE/edge.crt || ! -s $STATE/edge.key ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=127.0.0.1 \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$STATE/edge.key" -out "$STATE/edge.crt" 2>/dev/null
+    chmod 600 "$STATE/edge.key"
+fi
+sed -e "s|redis://127.0.0.1:6379/0|redis://127.0.0.1:$REDIS_PORT/0|" \
+    -e 's|^\(listen: \[[^]]*\)\]|\1, "tls:127.0.0.1:5061"]|' \
+    -e "s|/etc/trunkedge/tls/edge.crt|$STATE/edge.crt|" \
+    -e "s|/etc/trunkedge/tls/edge.key|$STATE/edge.key|" examples/settings.yaml \
     > "$STATE/settings.yaml"
 
 pids=()
@@ -42,7 +53,8 @@ pids+=($!)
 KEYS="-key from_display '' -key hdr2 'X-Pad: 1' -key hdr3 'X-Pad: 1' -key hdr4 'X-Pad: 1'"
 cat <<MSG
 
-demo: the edge listens on udp/tcp 127.0.0.1:5060, Redis on 127.0.0.1:$REDIS_PORT.
+demo: the edge listens on udp/tcp 127.0.0.1:5060 and tls 127.0.0.1:5061 (certificate
+demo: $STATE/edge.crt, self-signed), Redis on 127.0.0.1:$REDIS_PORT.
 demo: in another terminal, place a test call admitted by the PBX's address (IP ACL "office";
 demo: the From number is not one it may present, so the default caller ID is asserted):
   sipp -sf $ROOT/sipp-scenarios/call_answered.xml 127.0.0.1:5060 -i 127.0.0.1 -m 1 \\

@@ -109,3 +109,44 @@ def test_bad_sentinel_settings_name_the_field(redis: dict[str, object], field: s
 def test_the_sentinel_example_settings_load() -> None:
     r = load_settings(ROOT / "examples" / "settings-sentinel.yaml").redis
     assert len(r.sentinels) == 3 and r.master_name == "te-master"
+
+
+TLS = {"certificate": "/etc/trunkedge/tls/edge.crt", "private_key": "/etc/trunkedge/tls/edge.key"}
+
+
+def test_a_tls_listener_with_its_certificate_loads() -> None:
+    s = parse_settings({**raw(), "listen": ["udp:127.0.0.1:5060", "tls:127.0.0.1:5061"],
+                        "tls": TLS, "pops": {"eu1": ["sip:10.0.0.1:5061;transport=tls"]}})
+    assert s.listen[1] == "tls:127.0.0.1:5061"
+    assert s.tls.certificate == TLS["certificate"] and s.tls.ca_list == ""
+    assert (s.tls.min_version, s.tls.verify_client) == ("TLSv1.2", False)
+    assert (s.tls.handshake_timeout_s, s.tls.idle_timeout_s, s.tls.max_connections) \
+        == (10, 3605, 2048)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        pytest.param({"listen": ["tls:127.0.0.1:5061"], "tls": {}}, "tls.certificate",
+                     id="tls-listener-without-certificate"),
+        pytest.param({"listen": ["tls:127.0.0.1:5061"], "tls": {"certificate": "/a.crt"}},
+                     "tls.private_key", id="tls-listener-without-key"),
+        pytest.param({"listen": ["tls:127.0.0.1:5061"], "tls": {**TLS, "verify_client": True}},
+                     "tls.ca_list", id="verify_client-without-ca_list"),
+        pytest.param({"tls": {**TLS, "min_version": "TLSv1.0"}}, "tls.min_version",
+                     id="min_version-not-offered"),
+        pytest.param({"tls": {**TLS, "certificate": "/my certs/edge.crt"}}, "tls.certificate",
+                     id="certificate-path-with-space"),
+        pytest.param({"tls": {**TLS, "handshake_timeout_s": 0}}, "tls.handshake_timeout_s",
+                     id="handshake_timeout-zero"),
+        pytest.param({"tls": {**TLS, "max_connections": 0}}, "tls.max_connections",
+                     id="max_connections-zero"),
+        pytest.param({"pops": {"eu1": ["sip:10.0.0.1:5061;transport=tls"]}}, "pops.eu1",
+                     id="tls-gateway-without-tls-listener"),
+        pytest.param({"listen": ["sctp:127.0.0.1:5060"]}, "listen", id="listen-sctp"),
+    ],
+)
+def test_bad_tls_settings_name_the_field(change: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_settings({**raw(), **change})
+    assert e.value.field == field

@@ -16,6 +16,7 @@ import random
 import re
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -62,13 +63,18 @@ def reply_to(request: SipMessage, status: str = "200 OK") -> str:
     return build(f"SIP/2.0 {status}", keep)
 
 
-class TlsConnection:
-    """One TLS connection to the edge, from `source`; messages in and out, in full."""
+def connect(edge: tuple[str, int], *, source: str = "127.0.0.1", ca: Path | None = None,
+            timeout: float = 5.0) -> TlsConnection:
+    """A TLS connection to the edge from `source`, its certificate checked against `ca`."""
+    raw = socket.create_connection(edge, timeout=timeout, source_address=(source, 0))
+    return TlsConnection(client_context(ca).wrap_socket(raw, server_hostname=edge[0]))
 
-    def __init__(self, edge: tuple[str, int], *, source: str = "127.0.0.1",
-                 ca: Path | None = None, timeout: float = 5.0) -> None:
-        raw = socket.create_connection(edge, timeout=timeout, source_address=(source, 0))
-        self.sock = client_context(ca).wrap_socket(raw, server_hostname=edge[0])
+
+class TlsConnection:
+    """One TLS connection (either end); SIP messages in and out, in full."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock = sock
         host, port = self.sock.getsockname()[:2]
         self.local = f"{host}:{port}"
         self.buffer = b""
@@ -208,6 +214,64 @@ class TlsCall:
             if message.is_request:
                 self.conn.send(reply_to(message))
                 return message
+
+
+# -- a POP gateway over TLS --------------------------------------------------------------
+class TlsGateway:
+    """A POP gateway on TLS (a UAS in threads): OPTIONS and BYE answered 200, INVITE 100
+    then 200 with its Record-Route echoed; every request but OPTIONS kept (`requests`)."""
+
+    def __init__(self, cert: Path, key: Path, name: str = "us1", host: str = "127.0.0.1") -> None:
+        self.name = name
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.listener = socket.create_server((host, 0))
+        self.listener.settimeout(0.2)
+        self.contact = f"{host}:{self.listener.getsockname()[1]}"
+        self.uri = f"sip:{self.contact};transport=tls"
+        self.requests: list[SipMessage] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                raw, _ = self.listener.accept()
+                sock = self.ctx.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError):
+                continue
+            threading.Thread(target=self._serve, args=(TlsConnection(sock),), daemon=True).start()
+
+    def _serve(self, conn: TlsConnection) -> None:
+        while not self.stopped.is_set():
+            try:
+                message = conn.read(0.5)
+            except TimeoutError:
+                continue
+            except (EOFError, OSError):
+                return
+            if message.is_request and message.method != "OPTIONS":
+                self.requests.append(message)
+            if not message.is_request or message.method == "ACK":
+                continue
+            if message.method == "INVITE":
+                conn.send(reply_to(message, "100 Trying"))
+                conn.send(self._answer(message))
+            else:
+                conn.send(reply_to(message))
+
+    def _answer(self, invite: SipMessage) -> str:
+        keep = [f"{name}: {value}" for name in ("Via", "From") for value in invite.headers(name)]
+        return build("SIP/2.0 200 OK", [
+            *keep, f"To: {invite.header('To')};tag=tlsgw{uuid.uuid4().hex[:8]}",
+            f"Call-ID: {invite.call_id}", f"CSeq: {invite.header('CSeq')}",
+            *(f"Record-Route: {v}" for v in invite.headers("Record-Route")),
+            f"Contact: <sip:gw@{self.contact};transport=tls>", f"X-Gateway: {self.name}",
+            "P-Asserted-Identity: <sip:+442000000000@pop.example.net;user=phone>"], SDP)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
 
 
 # -- bad peers ---------------------------------------------------------------------------

@@ -519,8 +519,9 @@ def _edge_name(value: object, name: str) -> str:
 
 
 def _file_path(value: object, name: str) -> str:
-    """A file name for Kamailio's tls.cfg: no white space, quotes, `#`, `=` or brackets."""
-    if not isinstance(value, str) or not value or re.search(r'[\s"#=\[\]]', value):
+    """A file name for Kamailio's tls.cfg ("": none): no white space, quotes, `#`, `=` or
+    brackets."""
+    if not isinstance(value, str) or re.search(r'[\s"#=\[\]]', value):
         raise ConfigError(name, "must be a file path without spaces, quotes, # = [ ]")
     return value
 

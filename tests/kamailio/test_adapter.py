@@ -144,3 +144,50 @@ def test_kamailio_cfg_names_shared_things_only_through_the_substitutions() -> No
     for placeholder, value in symbols.SUBSTITUTIONS.items():
         assert placeholder in cfg, placeholder
         assert not re.search(rf"\b{re.escape(value)}\b", cfg), f"{value} spelled out in cfg"
+
+
+TLS_SETTINGS = parse_settings({
+    "listen": ["udp:127.0.0.1:5060", "tls:127.0.0.1:5061"], "base_domain": "sip.example.net",
+    "pops": {"eu1": ["sip:127.0.0.1:5091"]},
+    "tls": {"certificate": "/e.crt", "private_key": "/e.key", "idle_timeout_s": 900},
+})
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+def test_a_sips_request_uri_not_over_tls_gets_416(edge: Edge, msg: Message, proto: str) -> None:
+    msg.ruri, msg.proto = "sips:+3123456789@acme.sip.example.net", proto
+    edge.request()
+    assert msg.replies() == [(416, "Unsupported URI Scheme")]
+    assert counted(msg, counters.refused(Reason.SIPS_WITHOUT_TLS)) == 1
+    (line,) = [c[1] for c in msg.calls if c[0] == "notice"]
+    assert "reason=sips-without-tls method=INVITE" in line and f"proto={proto}" in line
+
+
+def test_a_sips_request_uri_over_tls_goes_on_to_admission(msg: Message) -> None:
+    msg.ruri, msg.proto = "sips:+3123456789@acme.sip.example.net", "tls"
+    Edge(TLS_SETTINGS, "test-secret").request()
+    assert msg.replies() == [(503, "Service Unavailable")]  # Redis is down in the fake
+
+
+def test_an_in_dialog_sips_request_from_a_gateway_is_not_refused(edge: Edge,
+                                                                  msg: Message) -> None:
+    """The far end's BYE towards a sips: Contact comes over UDP from the POP."""
+    msg.method, msg.to_tag, msg.ruri = "BYE", True, "sips:pbx@192.0.2.10:5061"
+    edge.request()
+    assert (416, "Unsupported URI Scheme") not in msg.replies()
+    assert ("loose_route",) in msg.calls
+
+
+@pytest.mark.parametrize(("proto", "extended"), [("tls", True), ("tcp", True), ("udp", False)])
+def test_with_tls_a_connection_that_carries_sip_gets_the_idle_timeout(
+        msg: Message, proto: str, extended: bool) -> None:
+    msg.method, msg.proto = "OPTIONS", proto
+    Edge(TLS_SETTINGS, "test-secret").request()
+    assert msg.replies() == [(200, "OK")]
+    assert (("tcp_set_connection_lifetime", 900) in msg.calls) is extended
+
+
+def test_without_tls_connection_lifetimes_are_left_to_kamailio(edge: Edge, msg: Message) -> None:
+    msg.method, msg.proto = "OPTIONS", "tcp"
+    edge.request()
+    assert not [c for c in msg.calls if c[0] == "tcp_set_connection_lifetime"]

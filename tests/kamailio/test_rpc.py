@@ -39,3 +39,13 @@ def test_status_groups_admissions_refusals_and_drops_by_their_names() -> None:
     assert report["refused"] == {"not-e164": 1}
     assert report["dropped"] == {"flood": 7}
     assert report["banned"] == 1
+
+
+def test_listeners_are_read_from_core_sockets_list_as_the_settings_spell_them() -> None:
+    from trunkedge.kamailio.rpc import listeners
+
+    sockets = [{"socket": {"proto": "udp", "address": "127.0.0.1", "port": "5060"}},
+               {"socket": {"proto": "udp", "address": "::1", "port": "5060"}},
+               {"socket": {"proto": "tls", "address": "127.0.0.1", "port": "5061",
+                           "mcast": "no"}}]
+    assert listeners(sockets) == ["udp:127.0.0.1:5060", "udp:[::1]:5060", "tls:127.0.0.1:5061"]

@@ -265,3 +265,25 @@ def test_kamailio_gets_the_sentinel_servers_most_preferred_first(tmp_path: Path)
 def test_a_url_password_ndb_redis_cannot_carry_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="redis.url"):
         runner.ndb_redis_server("redis://:a,b@127.0.0.1:6379/0")
+
+
+def test_with_a_tls_listener_kamailio_loads_tls_first_and_reads_the_rendered_tls_cfg(
+        tmp_path: Path) -> None:
+    """tls.so must come before every module that may use libcrypto (kamailio/tls.py)."""
+    from certs import make_ca, make_certificate
+
+    ca = make_ca(tmp_path / "pki")
+    cert = make_certificate(tmp_path / "pki", "edge", ca)
+    doc = dict(yaml.safe_load(EXAMPLE.read_text()))
+    doc["listen"] = [*doc["listen"], "tls:127.0.0.1:5061"]
+    doc["tls"] = {"certificate": str(cert.cert), "private_key": str(cert.key)}
+    doc["kamailio"] = {**doc["kamailio"], "log_level": 3}
+    cfg = render(parse_settings(doc), tmp_path / "run", "s3cret")
+    assert "TE_TLS" in defines_of(cfg.read_text())
+    assert "listen=tls:127.0.0.1:5061" in cfg.read_text()
+    loaded = modules_kamailio_loads(cfg)
+    assert {"tls", "tcpops", "nathelper"} <= loaded, sorted(loaded)
+    text = MAIN_CFG.read_text()
+    first = text.index('loadmodule "')
+    assert text.index('loadmodule "tls.so"') == first
+    assert "tls" not in modules_kamailio_loads(render(settings(), tmp_path / "plain", "s3cret"))

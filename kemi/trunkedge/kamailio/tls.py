@@ -163,9 +163,11 @@ def raise_open_files(settings: Settings) -> None:
               f"connections than tls.max_connections will be accepted", file=sys.stderr)
 
 
-def release_openssl_thread_state() -> None:
-    """OPENSSL_thread_stop(): this thread's OpenSSL state freed, its pthread keys cleared."""
-    ctypes.CDLL(LIBCRYPTO).OPENSSL_thread_stop()
+def openssl_thread_stop() -> Callable[[], object]:
+    """libcrypto's OPENSSL_thread_stop(), which frees the calling thread's OpenSSL state
+    and clears its pthread keys (resolved now: a missing libcrypto fails at start-up)."""
+    stop: Callable[[], object] = ctypes.CDLL(LIBCRYPTO).OPENSSL_thread_stop
+    return stop
 
 
 def guard_fork(settings: Settings) -> bool:
@@ -173,6 +175,5 @@ def guard_fork(settings: Settings) -> bool:
     before it forks the workers (see the module's docstring). True when armed."""
     if not enabled(settings):
         return False
-    ctypes.CDLL(LIBCRYPTO).OPENSSL_thread_stop  # noqa: B018  (fails now, not at the fork)
-    os.register_at_fork(before=release_openssl_thread_state)
+    os.register_at_fork(before=openssl_thread_stop())
     return True
