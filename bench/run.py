@@ -1,20 +1,25 @@
-"""The benchmark: the edge against a native Kamailio baseline, same load, same run.
+"""The benchmark: the edge against native Kamailio references, same load, same run.
 
-    .venv/bin/python bench/run.py                 # IP-ACL and digest, both targets
+    .venv/bin/python bench/run.py                 # IP-ACL and digest, every target
     .venv/bin/python bench/run.py --rates 200 --duration 15 --targets edge
     .venv/bin/python bench/run.py --domains 100000 --cidrs 10000   # scale run
     .venv/bin/python bench/run.py --import-only --domains 100000   # provisioning speed
 
 Targets: `native` (bench/native/kamailio.cfg: the least a config does for these calls),
-`kemi` (the same routes line for line in KEMI Python, bench/native/kemi_minimal.py: what
-embedded Python costs per message before any policy) and `edge` (`trunkedge run`). For
+`native-full` (bench/native-full/kamailio.cfg: what an experienced operator would write in
+plain kamailio.cfg for the same product rules: scanners, flood guard, domain and IP ACLs
+from the same Redis keys behind htable caches, digest against the account's ACL, caller
+identity and privacy, dispatcher failover, dialogs, topology hiding, acc CDRs), `kemi` (the
+minimal routes line for line in KEMI Python, bench/native/kemi_minimal.py: what embedded
+Python costs per message before any policy) and `edge` (`trunkedge run`). For
 each it starts a redis-server, a SIPp gateway and the target on free loopback ports,
 provisions the same population through the CLI, then drives SIPp UACs through (a) an
 IP-ACL call and (b) a digest call, stepping the rate until more than 0.1 % of calls fail.
 One JSON line per run: scenario, rate offered and achieved, calls, failed,
 retransmissions, p50/p99 response time (ms), Kamailio CPU ms per call (/proc), Redis
-commands per call (INFO commandstats). Then the ratios edge/native (the targets),
-kemi/native and edge/kemi. Every run is bounded in calls and time and stops by itself.
+commands per call (INFO commandstats). Then the ratios edge/native, edge/native-full
+(the targets), kemi/native, edge/kemi and native-full/native. Every run is bounded in
+calls and time and stops by itself.
 """
 
 from __future__ import annotations
@@ -56,36 +61,60 @@ LIMITED = "-limited"  # a scenario on the domain with limits (the edge only): ip
 LIMITS = {"cps": 1_000_000, "channels": 1_000_000}  # set, never reached
 FAILED_LIMIT = 0.001
 # Verbs each target's workers send themselves, one round trip each (commands inside the
-# edge's scripts are not round trips; the watcher's heartbeat GET is not per call).
-ROUND_TRIP_VERBS = {"edge": ("evalsha", "eval", "script|load"), "native": ("hget",),
-                    "kemi": ("hget",)}
+# edge's scripts are not round trips; the watcher's heartbeat GET is not per call). None:
+# every command (native-full's workers send each one themselves: hget, hmget, smembers,
+# scard, set, publish, and its timer's version GET; a pipeline counts one per command).
+ROUND_TRIP_VERBS: dict[str, tuple[str, ...] | None] = {
+    "edge": ("evalsha", "eval", "script|load"), "native": ("hget",), "kemi": ("hget",),
+    "native-full": None}
+NATIVE_CONFIGS = {"native": ("native", "kamailio.cfg"), "kemi": ("native", "kemi.cfg"),
+                  "native-full": ("native-full", "kamailio.cfg")}
+"""Each native target's folder under bench/ and the config its wrapper includes."""
+SECRET = "test-secret"  # harness.Edge's auth.secret (native-full's topology hiding key)
+
+
+def render_native(run: Path, target: str, port: int, redis_port: int, gateway: str,
+                  children: int) -> tuple[Path, dict[str, str]]:
+    """Write a native target's wrapper config into `run` (with native-full, also its
+    dispatcher list: the gateway, set 1): the wrapper's path and its substitutions (also
+    the environment of the KEMI baseline's script)."""
+    folder, name = NATIVE_CONFIGS[target]
+    native = ROOT / "bench" / folder
+    run.mkdir(parents=True, exist_ok=True)
+    subst = {"BN_RUNDIR": str(run), "BN_PREFIX": PREFIX, "BN_GATEWAY": gateway,
+             "BN_IP_SOURCE": SOURCES["ip"], "BN_REDIS_PORT": str(redis_port),
+             "BN_REALM": BASE, "BN_SECRET": SECRET,
+             "BN_KEMI_SCRIPT": str(ROOT / "bench" / "native" / "kemi_minimal.py")}
+    if target == "native-full":
+        (run / "dispatcher.list").write_text(
+            "# setid uri flags(8: probing) priority attrs\n"
+            f"1 {gateway} 8 0 pop=eu1\n")
+    lines = ["#!KAMAILIO", *(f'#!substdef "!{k}!{v}!g"' for k, v in subst.items()),
+             f"#!define BN_CHILDREN {children}",
+             f"listen=udp:127.0.0.1:{port}",
+             f'include_file "{native / name}"']
+    cfg = run / "kamailio.cfg"
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg, subst
 
 
 class Native:
-    """A baseline under the same Kamailio flags as the edge: bench/native/kamailio.cfg,
-    or with `kemi`, bench/native/kemi.cfg (its routes in KEMI Python)."""
+    """A native reference under the same Kamailio flags as the edge: `target` native
+    (bench/native/kamailio.cfg), kemi (bench/native/kemi.cfg, its routes in KEMI Python) or
+    native-full (bench/native-full/kamailio.cfg)."""
 
     def __init__(self, workdir: Path, redis_port: int, gateway: str, children: int,
-                 memory_manager: str, kemi: bool = False) -> None:
+                 memory_manager: str, target: str = "native") -> None:
         self.workdir, self.port = workdir, free_port()
         self.host, self.address = "127.0.0.1", f"127.0.0.1:{self.port}"
         self.redis_port, self.gateway, self.children = redis_port, gateway, children
-        self.memory_manager, self.kemi = memory_manager, kemi
+        self.memory_manager, self.target = memory_manager, target
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         run = self.workdir / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        native = ROOT / "bench" / "native"
-        subst = {"BN_RUNDIR": str(run), "BN_PREFIX": PREFIX, "BN_GATEWAY": self.gateway,
-                 "BN_IP_SOURCE": SOURCES["ip"], "BN_REDIS_PORT": str(self.redis_port),
-                 "BN_KEMI_SCRIPT": str(native / "kemi_minimal.py")}
-        lines = ["#!KAMAILIO", *(f'#!substdef "!{k}!{v}!g"' for k, v in subst.items()),
-                 f"#!define BN_CHILDREN {self.children}",
-                 f"listen=udp:127.0.0.1:{self.port}",
-                 f'include_file "{native / ("kemi.cfg" if self.kemi else "kamailio.cfg")}"']
-        cfg = run / "kamailio.cfg"
-        cfg.write_text("\n".join(lines) + "\n")
+        cfg, subst = render_native(run, self.target, self.port, self.redis_port,
+                                   self.gateway, self.children)
         self.proc = subprocess.Popen(
             [shutil.which("kamailio") or "/usr/sbin/kamailio", "-f", str(cfg), "-DD", "-E",
              "-m", "1024", "-M", "16", "-x", self.memory_manager,
@@ -95,7 +124,7 @@ class Native:
         try:
             wait_until(lambda: status_of(sip_request(
                 (self.host, self.port), "OPTIONS", f"sip:{self.address}", timeout=0.3)) == 200,
-                20, "the native baseline")
+                20, f"the {self.target} reference")
         except TimeoutError:
             self.stop()
             raise
@@ -123,7 +152,8 @@ class Bench:
         stats = self.redis.client().info("commandstats")
         calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
         calls.pop("info", None)
-        trips = sum(calls.get(c, 0) for c in ROUND_TRIP_VERBS[self.name])
+        verbs = ROUND_TRIP_VERBS[self.name]
+        trips = sum(calls.values()) if verbs is None else sum(calls.get(c, 0) for c in verbs)
         return sum(calls.values()), trips
 
     def run(self, scenario: str, rate: int, duration: int) -> dict[str, Any]:
@@ -224,6 +254,19 @@ def population(domains: int, cidrs: int) -> dict[str, Any]:
     return {"acls": acls, "domains": doms}
 
 
+def bench_edge(workdir: Path, redis_url: str, gateway: str, children: int,
+               memory_manager: str, topology_hiding: bool = True, metrics: bool = True,
+               records: bool = True) -> Edge:
+    """The edge as the benchmark runs it: as an operator would (topology hiding, metrics
+    and records on), quiet logs, the load's sources exempt from the flood guard."""
+    return Edge(workdir, redis_url, {"eu1": gateway}, children=children, shm_mb=1024,
+                log_level=1, memory_manager=memory_manager,
+                security={"flood_exempt": ["127.0.0.0/8"]},
+                routing={"topology_hiding": topology_hiding},
+                metrics={"listen": f"127.0.0.1:{free_port()}"} if metrics else {},
+                cdr={"enabled": records})
+
+
 def provision(edge: Edge, config: dict[str, Any]) -> float:
     import yaml
 
@@ -293,7 +336,7 @@ def run_churn(bench: Bench, edge: Edge, scenarios: list[str], rate: int, duratio
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--targets", default="native,kemi,edge")
+    ap.add_argument("--targets", default="native,native-full,kemi,edge")
     ap.add_argument("--scenarios", default="ip,digest,ip-limited,digest-limited",
                     help=f"ip, digest, and the same on a domain with limits (…{LIMITED}: "
                          "the edge only)")
@@ -328,14 +371,9 @@ def main() -> int:
         try:
             redis.start()
             gateway.start()
-            edge = Edge(work / target / "edge", redis.url, {"eu1": gateway.uri},
-                        children=args.children, shm_mb=1024, log_level=1,
-                        memory_manager=args.memory_manager,
-                        security={"flood_exempt": ["127.0.0.0/8"]},
-                        routing={"topology_hiding": not args.no_topology_hiding},
-                        metrics={} if args.no_metrics else
-                        {"listen": f"127.0.0.1:{free_port()}"},
-                        cdr={"enabled": not args.no_records})
+            edge = bench_edge(work / target / "edge", redis.url, gateway.uri, args.children,
+                              args.memory_manager, not args.no_topology_hiding,
+                              not args.no_metrics, not args.no_records)
             edge.write_settings()
             seconds = provision(edge, population(args.domains, args.cidrs))
             print(json.dumps({"target": target, "import_domains": args.domains,
@@ -345,7 +383,7 @@ def main() -> int:
                 continue
             runner = edge if target == "edge" else Native(
                 work / target / "native", redis.port, gateway.uri, args.children,
-                args.memory_manager, kemi=target == "kemi")
+                args.memory_manager, target=target)
             runner.start()
             bench = Bench(work / target, redis, runner, target)
             if args.churn and target == "edge":
@@ -368,7 +406,8 @@ def main() -> int:
             gateway.stop()
             redis.stop(save=False)
     for scenario in args.scenarios.split(","):
-        for over, under in (("edge", "native"), ("kemi", "native"), ("edge", "kemi")):
+        for over, under in (("edge", "native"), ("edge", "native-full"), ("kemi", "native"),
+                            ("edge", "kemi"), ("native-full", "native")):
             a, b = results.get((over, scenario), []), results.get((under, scenario), [])
             if a and b:
                 print(json.dumps(ratios(scenario, f"{over}/{under}", a, b)), flush=True)
