@@ -16,7 +16,7 @@ import pytest
 
 from harness import ROOT, VENV_BIN, RedisServer
 from trunkedge.cli import main
-from trunkedge.store.cdr_spool import Spool
+from trunkedge.store.cdr_spool import Spool, encode
 from trunkedge.store.cdr_stream import ENTRY_FIELDS, RECORD_FIELDS, Publisher
 from trunkedge.store.schema import Keys
 
@@ -54,7 +54,7 @@ class Stream:
 
     def add(self, *records: dict[str, object]) -> None:
         for r in records:
-            self.publisher.spool.append(r)
+            self.publisher.spool.append(encode(r))  # type: ignore[arg-type]
         assert self.publisher.flush() == len(records)
 
 

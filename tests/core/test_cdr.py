@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from trunkedge.core import cdr
 
-CALL = cdr.opened(call_id="c1", start_ms=1000, domain="acme", acl="roaming",
+CALL = cdr.opened(call_id='c1 "quoted" \\ ü', start_ms=1000, domain="acme", acl="roaming",
                   account="31000000", source_ip="192.0.2.1", source_port="5060",
-                  transport="udp", pop="eu1", gateway="sip:gw1", asserted="+31201234567",
-                  private=False, edge="edge-1", caller_tag="t-caller")
+                  transport="udp", asserted="+31201234567", private=False, edge="edge-1")
+
+
+def closed(**end: object) -> dict[str, str]:
+    line = cdr.closed(CALL, **end)  # type: ignore[arg-type]
+    assert line.endswith("}\n") and "\n" not in line[:-1] and line.isascii()
+    record: dict[str, str] = json.loads(line)
+    return record
 
 
 def test_an_answered_call_lasts_from_its_answer_to_its_end() -> None:
-    r = cdr.closed(CALL, answer_ms=3000, end_ms=63_500, status=200, hangup="callee",
-                   pop="eu2", gateway="sip:gw2", failovers=1)
-    assert list(r) == list(cdr.FIELDS)  # every field, in order, nothing else
+    r = closed(answer_ms=3000, end_ms=63_500, status=200, hangup="callee", pop="eu2",
+               gateway="sip:gw2", failovers=1)
+    assert sorted(r) == sorted(cdr.FIELDS)  # every field, nothing else
+    assert all(isinstance(v, str) for v in r.values())
     assert (r["kind"], r["duration_ms"], r["status"], r["answer_ms"]) == \
         ("call", "60500", "200", "3000")
     assert (r["pop"], r["gateway"], r["failovers"]) == ("eu2", "sip:gw2", "1")
     assert r["account"] == "31000000" and r["reason"] == ""
+    assert r["call_id"] == 'c1 "quoted" \\ ü'
 
 
 def test_an_unanswered_call_has_no_duration() -> None:
-    r = cdr.closed(CALL, answer_ms=None, end_ms=2000, status=486, hangup="callee",
-                   pop="", gateway="", failovers=0)
+    r = closed(answer_ms=None, end_ms=2000, status=486, hangup="callee", pop="eu1",
+               gateway="sip:gw1", failovers=0)
     assert (r["answer_ms"], r["duration_ms"], r["pop"]) == ("", "0", "eu1")
 
 

@@ -19,15 +19,16 @@ AT = 1738332000.5  # 2025-01-31 14:00:00.5 UTC
 WRITERS, PER_WRITER = 4, 500
 
 
-def call(n: int, **extra: object) -> dict[str, object]:
-    """A record as the edge writes one (the fields of docs/cdr.md, a few of them)."""
-    return {"kind": "call", "call_id": f"c{n}@pbx", "start_ms": 1_738_332_000_000 + n,
-            "answer_ms": "", "status": 200, "private": "0", "edge": "e1", **extra}
+def call(n: int, **extra: object) -> bytes:
+    """A record's line as the edge writes one (the fields of docs/cdr.md, a few of them)."""
+    return encode({"kind": "call", "call_id": f"c{n}@pbx", "start_ms": 1_738_332_000_000 + n,
+                   "answer_ms": "", "status": 200, "private": "0", "edge": "e1",
+                   **extra})  # type: ignore[dict-item]
 
 
 def test_a_record_is_one_compact_sorted_line_in_its_utc_hour_segment(tmp_path: Path) -> None:
     spool = Spool(tmp_path, "e1", clock=lambda: AT)
-    path = spool.append({"status": 486, "kind": "call", "answer_ms": None})
+    path = spool.append(encode({"status": 486, "kind": "call", "answer_ms": None}))
     assert path == tmp_path / "cdr-e1-2025013114.jsonl"
     assert path.read_bytes() == b'{"answer_ms":null,"kind":"call","status":486}\n'
     spool.clock = lambda: AT + 3600
@@ -80,6 +81,20 @@ def test_a_missing_folder_is_created_0750_and_an_unusable_one_is_refused(
     for unusable in (tmp_path / "file", tmp_path / "file" / "spool"):
         with pytest.raises(SpoolError, match="cdr spool"):
             Spool(unusable, "e1")
+
+
+def test_a_segment_deleted_under_its_open_file_is_made_again(tmp_path: Path) -> None:
+    """The spool keeps its segment open between records; a record after someone deleted
+    the file (or the whole folder) must not go into the deleted file."""
+    spool = Spool(tmp_path / "spool", "e1", clock=lambda: AT)
+    first = spool.append(call(1))
+    first.unlink()
+    assert spool.append(call(2)) == first
+    assert [json.loads(x)["call_id"] for x in first.read_bytes().splitlines()] == ["c2@pbx"]
+    first.unlink()
+    spool.directory.rmdir()
+    spool.append(call(3))
+    assert [json.loads(x)["call_id"] for x in first.read_bytes().splitlines()] == ["c3@pbx"]
 
 
 def test_segments_are_this_edges_only(tmp_path: Path) -> None:

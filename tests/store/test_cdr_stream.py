@@ -16,7 +16,7 @@ from test_watcher import Board
 from harness import RedisServer
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.settings import RedisSettings, Settings, parse_settings
-from trunkedge.store.cdr_spool import Spool
+from trunkedge.store.cdr_spool import Spool, encode
 from trunkedge.store.cdr_stream import Publisher, publisher_for
 from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import CDR_PUBLISH
@@ -45,8 +45,8 @@ def publisher(server: RedisServer, spool: Spool, maxlen: int = 1_000_000) -> Pub
 
 def append(spool: Spool, first: int, count: int) -> None:
     for n in range(first, first + count):
-        spool.append({"kind": "call", "call_id": f"c{n}", "status": 200, "answer_ms": None,
-                      "private": False, "edge": EDGE})
+        spool.append(encode({"kind": "call", "call_id": f"c{n}", "status": 200,
+                             "answer_ms": None, "private": False, "edge": EDGE}))
 
 
 def spooled_ids(spool: Spool) -> list[str]:

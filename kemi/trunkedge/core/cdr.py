@@ -4,24 +4,28 @@ Never a password, HA1 or nonce."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
 
 FIELDS = ("kind", "call_id", "start_ms", "answer_ms", "end_ms", "duration_ms", "status",
           "hangup", "reason", "domain", "acl", "account", "source_ip", "source_port",
           "transport", "pop", "gateway", "failovers", "asserted", "private", "edge")
-"""Every record has these fields, in this order (the CSV export's columns)."""
-
-CALLER_TAG = "caller_tag"  # kept while the call is up (who hung up), not in the record
+"""Every record has these fields, in this order (the CSV export's columns and the stream
+entry's fields; a spool line may hold them in another order)."""
 
 
 def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str | None,
-           source_ip: str, source_port: str, transport: str, pop: str, gateway: str,
-           asserted: str, private: bool, edge: str, caller_tag: str) -> dict[str, str]:
-    """What is known of an admitted call when it is relayed (kept with its dialog)."""
-    return {"call_id": call_id, "start_ms": str(start_ms), "domain": domain, "acl": acl,
-            "account": account or "", "source_ip": source_ip, "source_port": source_port,
-            "transport": transport, "pop": pop, "gateway": gateway, "asserted": asserted,
-            "private": "1" if private else "0", "edge": edge, CALLER_TAG: caller_tag}
+           source_ip: str, source_port: str, transport: str, asserted: str, private: bool,
+           edge: str) -> str:
+    """What is known of an admitted call when it is relayed, kept with its dialog until
+    it ends: the record's JSON object so far, without its closing brace (closed() adds
+    the rest: no decoding and encoding again when the call ends)."""
+    head = json.dumps({"kind": "call", "call_id": call_id, "start_ms": str(start_ms),
+                       "domain": domain, "acl": acl, "account": account or "",
+                       "source_ip": source_ip, "source_port": source_port,
+                       "transport": transport, "asserted": asserted,
+                       "private": "1" if private else "0", "edge": edge},
+                      separators=(",", ":"))
+    return head[:-1]
 
 
 def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: int,
@@ -38,17 +42,16 @@ def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: 
     return "edge" if by_edge else "callee"
 
 
-def closed(call: Mapping[str, str], *, answer_ms: int | None, end_ms: int, status: int,
-           hangup: str, pop: str, gateway: str, failovers: int) -> dict[str, str]:
-    """The record of an admitted call that ended (answered or not)."""
-    record = {**{f: "" for f in FIELDS}, **{k: v for k, v in call.items() if k in FIELDS}}
-    record.update(kind="call", answer_ms="" if answer_ms is None else str(answer_ms),
-                  end_ms=str(end_ms), status=str(status), hangup=hangup,
-                  duration_ms=str(max(0, end_ms - answer_ms) if answer_ms else 0),
-                  failovers=str(failovers))
-    if pop:
-        record.update(pop=pop, gateway=gateway)
-    return record
+def closed(head: str, *, answer_ms: int | None, end_ms: int, status: int, hangup: str,
+           pop: str, gateway: str, failovers: int) -> str:
+    """The spool line of an admitted call that ended (answered or not): opened()'s
+    fields, then the end's (pop and gateway: the ones that took the call)."""
+    duration = max(0, end_ms - answer_ms) if answer_ms else 0
+    answer = "" if answer_ms is None else str(answer_ms)
+    return (f'{head},"answer_ms":"{answer}","end_ms":"{end_ms}","duration_ms":"{duration}",'
+            f'"status":"{status}","hangup":{json.dumps(hangup)},"reason":"",'
+            f'"pop":{json.dumps(pop)},"gateway":{json.dumps(gateway)},'
+            f'"failovers":"{failovers}"}}\n')
 
 
 def refused(*, call_id: str, at_ms: int, status: int, reason: str, domain: str,

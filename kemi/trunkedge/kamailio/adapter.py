@@ -8,6 +8,7 @@ talks to `KSR`.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import socket
@@ -17,6 +18,7 @@ import KSR
 from trunkedge.core.admission import Refuse
 from trunkedge.core.dialog_seal import DialogSeal
 from trunkedge.core.limits import Held
+from trunkedge.core.memo import Bounded
 from trunkedge.core.methods import ALLOW, LOCAL_ANSWERS, OutOfDialog, classify
 from trunkedge.core.names import NetworkSet
 from trunkedge.core.reasons import Drop, Reason
@@ -27,7 +29,7 @@ from trunkedge.core.strict import date as strict_date
 from trunkedge.core.strict import request_line as strict_request_line
 from trunkedge.core.transports import CONNECTED, UNSUPPORTED_SCHEME, refuses_sips
 from trunkedge.kamailio import meter, symbols, tls
-from trunkedge.kamailio.calls import Admission
+from trunkedge.kamailio.calls import MEMO_LIMIT, Admission
 from trunkedge.kamailio.ksr_io import (
     HtableBoard,
     end_here,
@@ -36,6 +38,7 @@ from trunkedge.kamailio.ksr_io import (
     items_in,
     known_source,
     pv,
+    remove_headers,
 )
 from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.relay import Relay
@@ -47,6 +50,7 @@ from trunkedge.store.watcher import Watcher
 WATCH_S = 1.0  # each call of the watcher's timer watches this long
 DIALOG_STARTED = "dialog:start"
 DIALOG_ENDED = frozenset({"dialog:end", "dialog:failed"})
+GC_YOUNG_THRESHOLD = 20_000  # allocations between collections of the youngest generation
 MAX_FORWARDS = 10  # Max-Forwards added when missing (RFC 3261 §16.6)
 # sanity: the default checks but digest credentials (the edge parses those itself)
 SANITY_CHECKS, SANITY_URI_CHECKS = 3047 - 2048, 7
@@ -59,6 +63,8 @@ class Edge:
         self.settings = settings
         self.security = settings.security
         self.flood_exempt = NetworkSet(settings.security.flood_exempt)
+        self.exempt_sources: Bounded[str, bool] = Bounded(MEMO_LIMIT)  # source -> exempt
+        self.scanner_agents: Bounded[str, bool] = Bounded(MEMO_LIMIT)  # User-Agent -> scanner
         self.strip_headers = settings.routing.strip_reply_headers
         self.relay = Relay(settings, DialogSeal(secret))
         self.calls = Admission(settings, secret, self.relay, edge_id())
@@ -86,8 +92,7 @@ class Edge:
 
     def ksr_onreply_route(self, msg: object) -> int:
         """Replies on their way to the customer lose the trusted realm's internal headers."""
-        for name in self.strip_headers:
-            KSR.hdr.remove(name)
+        remove_headers(self.strip_headers)
         return 1
 
     def ksr_private_reply_route(self, msg: object) -> int:
@@ -185,7 +190,8 @@ class Edge:
     def route_reqinit(self) -> bool:
         """Scanners and unattributed floods dropped; NAT (rport, RFC 3581); Max-Forwards;
         sanity."""
-        if is_scanner(KSR.hdr.get("User-Agent"), self.security.scanners):
+        agent = KSR.hdr.get("User-Agent") or ""
+        if self.scanner_agents.of(agent, self.names_scanner):
             meter.dropped(Drop.SCANNER)
             return True  # no answer at all: scanners learn nothing
         if self.floods(pv("$si")):
@@ -200,10 +206,14 @@ class Edge:
             return True  # sanity answered it (400, 420, 505, ...) or dropped it
         return False
 
+    def names_scanner(self, user_agent: str) -> bool:
+        return is_scanner(user_agent, self.security.scanners)
+
     def floods(self, source: str) -> bool:
         """The flood guard (pike) for traffic not yet attributed to a customer: neither
         exempt, nor a gateway, nor admitted lately (a customer's limits govern that)."""
-        return (source not in self.flood_exempt and not known_source(source)
+        return (not self.exempt_sources.of(source, self.flood_exempt.__contains__)
+                and not known_source(source)
                 and KSR.dispatcher.ds_is_from_lists() < 0 and KSR.pike.pike_check_req() < 0)
 
     def route_transport(self) -> bool:
@@ -296,4 +306,17 @@ def mod_init() -> Edge:
     if not secret:
         raise RuntimeError(f"no secret: set auth.secret or {SECRET_ENV}")
     tls.guard_fork(settings)  # OpenSSL 3's per-thread state out of the forks (kamailio#3791)
-    return Edge(settings, secret)
+    edge = Edge(settings, secret)
+    settle_memory()
+    return edge
+
+
+def settle_memory() -> None:
+    """Before the fork: what exists now (modules, settings, caches' shells) lives as long
+    as Kamailio, so the cyclic collector never scans it again (gc.freeze: nor do its
+    scans touch, and so copy, the pages every worker shares with the main process); and
+    the youngest generation is collected less often (a request makes short-lived objects
+    only, freed by reference counting)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)

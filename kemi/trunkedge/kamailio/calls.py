@@ -17,6 +17,7 @@ from trunkedge.core.admission import (
     Admit,
     CallFacts,
     Challenge,
+    Decision,
     LimitAnswers,
     Refuse,
     after_commit,
@@ -32,11 +33,12 @@ from trunkedge.core.identity import (
     settle,
 )
 from trunkedge.core.limits import NO_LIMITS, Commit, Held, channel_scopes, scopes_of
+from trunkedge.core.memo import Bounded
 from trunkedge.core.names import is_username
 from trunkedge.core.pops import POP_NAMES, PopPlan
 from trunkedge.core.reasons import Drop, Reason
 from trunkedge.core.target import Target, parse_target
-from trunkedge.core.views import AccountView, Lookup
+from trunkedge.core.views import AccountView, DomainView, Lookup
 from trunkedge.kamailio import meter, symbols
 from trunkedge.kamailio.ksr_io import (
     NdbTransport,
@@ -66,6 +68,9 @@ def call_hash(call_id: str) -> str:
 MAX_CREDENTIALS = 3  # Proxy-Authorization headers looked at (one per proxy's realm)
 
 
+MEMO_LIMIT = 4096  # decisions remembered per worker (core.memo.Bounded)
+
+
 @dataclass(frozen=True, slots=True)
 class InitialRequest:
     """What an initial INVITE says that its admission needs, read from Kamailio once."""
@@ -74,7 +79,30 @@ class InitialRequest:
     method: str
     ruri: str
     from_uri: str
+    preferred: str | None  # P-Preferred-Identity
+    privacy: str | None
     call: CallFacts
+
+    def memo_key(self) -> tuple[str, ...] | None:
+        """Everything a decision without credentials depends on but the store's views
+        (None: with credentials, every request is new)."""
+        if self.call.credentials is not None:
+            return None
+        return (self.host, self.call.source_ip, self.call.ruri_user, self.from_uri,
+                self.preferred or "\n", self.privacy or "\n")  # "\n": absent
+
+
+Settled = tuple[Decision, IdentityEdits | IdentityRefused | None]
+"""A decision and, when it admits, the caller identity it settled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    """A decision worked out from the store's views `domain` (the cached object itself:
+    when the cache fetches the domain again, the memo no longer applies)."""
+
+    domain: DomainView | None
+    settled: Settled
 
 
 def read_request(realm: str) -> InitialRequest:
@@ -87,16 +115,16 @@ def read_request(realm: str) -> InitialRequest:
     from_uri = pv("$fu")
     return InitialRequest(
         host=pv("$rd"), method=pv("$rm"), ruri=pv("$ru"), from_uri=from_uri,
+        preferred=KSR.hdr.get("P-Preferred-Identity"), privacy=KSR.hdr.get("Privacy"),
         call=CallFacts(source_ip=pv("$si"), ruri_user=pv("$rU"), from_user=pv("$fU"),
                        credentials=digest.credentials_for_realm(values, realm),
                        anonymous=is_anonymous(from_uri)),
     )
 
 
-def read_identity(request: InitialRequest, account: str | None) -> IdentityFacts:
-    """What an admitted INVITE says about who calls (read only once it is admitted)."""
-    return IdentityFacts(request.from_uri, KSR.hdr.get("P-Preferred-Identity"),
-                         KSR.hdr.get("Privacy"), account)
+def identity_facts(request: InitialRequest, account: str | None) -> IdentityFacts:
+    """What an admitted INVITE says about who calls."""
+    return IdentityFacts(request.from_uri, request.preferred, request.privacy, account)
 
 
 class Admission:
@@ -117,6 +145,7 @@ class Admission:
         self.answers = LimitAnswers((lim.over_cps_code, lim.over_cps_phrase),
                                     (lim.over_channels_code, lim.over_channels_phrase))
         self.lease_ms = lim.channel_lease_s * 1000
+        self.memo: Bounded[tuple[str, ...], Memo] = Bounded(MEMO_LIMIT)
 
     def admit(self) -> None:
         """An initial INVITE: admission by the policy core, then relay to the POP."""
@@ -143,16 +172,14 @@ class Admission:
             return
         algorithms = (lookup.domain.algorithms if lookup.domain else ()) or \
             self.settings.auth.algorithms
-        decision = decide(target, request.call, lookup, self.verifier(request, state, algorithms),
-                          realm=self.realm, plan=self.plan)
+        decision, identity = self.settled(request, target, lookup, state, algorithms)
         if isinstance(decision, Challenge):
             self.challenge(algorithms, decision.stale)
             return
         if isinstance(decision, Refuse):
             self.refuse(decision, request, target)
             return
-        identity = settle(read_identity(request, decision.username),
-                          caller_ids_for(decision, lookup), self.realm)
+        assert identity is not None
         if isinstance(identity, IdentityRefused):
             refuse(Refuse(403, "Caller ID Not Allowed", identity.reason), target.domain)
             return
@@ -160,6 +187,26 @@ class Admission:
         held = self.commit(request, target, decision, lookup, claim)
         if held is not False:
             self.relay_held(decision, identity, held, target.domain)
+
+    def settled(self, request: InitialRequest, target: Target, lookup: Lookup,
+                state: digest.NonceState, algorithms: tuple[str, ...]) -> Settled:
+        """The core's decision and, when it admits, the caller identity: for a request
+        without credentials remembered per worker (a PBX's calls repeat its facts), as
+        long as the store's view of the domain is the one it was worked out from."""
+        key = request.memo_key()
+        if key is not None:
+            memo = self.memo.get(key)
+            if memo is not None and memo.domain is lookup.domain:
+                return memo.settled
+        decision = decide(target, request.call, lookup, self.verifier(request, state, algorithms),
+                          realm=self.realm, plan=self.plan)
+        identity = settle(identity_facts(request, decision.username),
+                          caller_ids_for(decision, lookup), self.realm) \
+            if isinstance(decision, Admit) else None
+        worked_out = decision, identity
+        if key is not None:
+            self.memo.put(key, Memo(lookup.domain, worked_out))
+        return worked_out
 
     def look_up(self, request: InitialRequest, target: Target) -> Lookup | None:
         """The call's domain and account; None: the source is banned (dropped)."""

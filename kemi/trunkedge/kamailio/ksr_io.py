@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import KSR
@@ -23,6 +23,12 @@ def pv(name: str) -> str:
     """A pseudo-variable as a string ("" when it has no value)."""
     value = KSR.pv.get(name)
     return "" if value is None else str(value)
+
+
+def remove_headers(names: Iterable[str]) -> None:
+    """Remove every header of these names from the message."""
+    for name in names:
+        KSR.hdr.remove(name)
 
 
 def guarded(route: Callable[[], None], where: str) -> bool:

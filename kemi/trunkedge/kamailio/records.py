@@ -5,7 +5,6 @@ INVITE gets its record at once. The record's fields are core.cdr's."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import KSR
@@ -15,9 +14,10 @@ from trunkedge.core.admission import Admit, Refuse
 from trunkedge.core.identity import IdentityEdits
 from trunkedge.kamailio.ksr_io import pv
 from trunkedge.settings import Settings
-from trunkedge.store.cdr_spool import Spool
+from trunkedge.store.cdr_spool import Spool, encode
 
-CALL_VAR = "$dlg_var(te_cdr)"  # the call as opened (JSON of core.cdr.opened)
+CALL_VAR = "$dlg_var(te_cdr)"  # the call as opened: CALL_PARTS, one per line
+CALL_PARTS = 4  # the caller's From tag, the first POP and gateway, core.cdr.opened's head
 POP_VAR, GATEWAY_VAR = "$dlg_var(te_pop)", "$dlg_var(te_gw)"  # after a failover
 FAILOVERS_VAR = "$dlg_var(te_fo)"
 STATUS_VAR = "$dlg_var(te_code)"  # the final status, when not a 2xx
@@ -42,22 +42,23 @@ class Records:
         self.edge = settings.cdr.edge
         self.directory = settings.cdr.spool_dir
 
-    def write(self, record: dict[str, str]) -> None:
+    def write(self, line: bytes) -> None:
         if self.spool is None:
             self.spool = Spool(self.directory, self.edge)
-        self.spool.append(record)
+        self.spool.append(line)
 
     def opened(self, admit: Admit, identity: IdentityEdits, domain: str, pop: str,
                gateway: str) -> None:
         """An admitted call is relayed: what its record will say, kept with its dialog."""
         if not self.enabled:
             return
-        call = cdr.opened(
+        head = cdr.opened(
             call_id=pv("$ci"), start_ms=now_ms(), domain=domain, acl=admit.acl,
             account=admit.username, source_ip=pv("$si"), source_port=pv("$sp"),
-            transport=pv("$pr"), pop=pop, gateway=gateway, asserted=identity.asserted,
-            private=identity.private, edge=self.edge, caller_tag=pv("$ft"))
-        KSR.pv.sets(CALL_VAR, json.dumps(call, separators=(",", ":")))
+            transport=pv("$pr"), asserted=identity.asserted, private=identity.private,
+            edge=self.edge)
+        # newlines part them: none can be in a tag, a POP's name, a URI or in JSON text
+        KSR.pv.sets(CALL_VAR, f"{pv('$ft')}\n{pop}\n{gateway}\n{head}")
 
     def failed_over(self, pop: str, gateway: str) -> None:
         if self.enabled:
@@ -78,26 +79,26 @@ class Records:
 
     def ended(self, ended: bool) -> None:
         """The dialog ended (answered) or failed: its record goes to the spool."""
-        raw = pv(CALL_VAR)
-        if not self.enabled or not raw:
+        parts = pv(CALL_VAR).split("\n", CALL_PARTS - 1)
+        if not self.enabled or len(parts) != CALL_PARTS:
             return
-        call = json.loads(raw)
+        caller_tag, pop, gateway, head = parts
         answer = pv(ANSWER_VAR)
         status = 200 if ended else int(pv(STATUS_VAR) or 500)
-        hangup = cdr.hangup_of(ended, pv("$rm"), pv("$ft"), call.get(cdr.CALLER_TAG, ""),
-                               status, pv(BY_EDGE_VAR) == "1")
+        hangup = cdr.hangup_of(ended, pv("$rm"), pv("$ft"), caller_tag, status,
+                               pv(BY_EDGE_VAR) == "1")
         self.write(cdr.closed(
-            call, answer_ms=int(answer) if answer else None, end_ms=now_ms(), status=status,
-            hangup=hangup, pop=pv(POP_VAR), gateway=pv(GATEWAY_VAR),
-            failovers=int(pv(FAILOVERS_VAR) or 0)))
+            head, answer_ms=int(answer) if answer else None, end_ms=now_ms(), status=status,
+            hangup=hangup, pop=pv(POP_VAR) or pop, gateway=pv(GATEWAY_VAR) or gateway,
+            failovers=int(pv(FAILOVERS_VAR) or 0)).encode())
 
     def refused(self, refusal: Refuse, domain: str) -> None:
         """A refused initial INVITE's record."""
         if self.enabled and pv("$rm") == "INVITE":
-            self.write(cdr.refused(
+            self.write(encode(cdr.refused(
                 call_id=pv("$ci"), at_ms=now_ms(), status=refusal.code, reason=refusal.label,
                 domain=domain, source_ip=pv("$si"), source_port=pv("$sp"),
-                transport=pv("$pr"), edge=self.edge))
+                transport=pv("$pr"), edge=self.edge)))
 
 
 RECORDS = Records()

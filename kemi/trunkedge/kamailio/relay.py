@@ -13,7 +13,7 @@ from trunkedge.core.pops import POP_OF_SET, dispatcher_rules, gateway_unreachabl
 from trunkedge.core.reasons import Reason
 from trunkedge.core.transports import CONNECTED, pop_leg_uri
 from trunkedge.kamailio import meter, symbols
-from trunkedge.kamailio.ksr_io import pv
+from trunkedge.kamailio.ksr_io import pv, remove_headers
 from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.replies import log_refusal, refuse, reply
 from trunkedge.settings import Settings
@@ -35,8 +35,8 @@ class Relay:
     def select(self, admit: Admit, identity: IdentityEdits) -> tuple[str, str] | None:
         """Prepare the relay to the first live gateway of the first POP (failover walks the
         rest): the (POP, gateway) chosen, or None when no gateway is up (answered 503)."""
-        for name in dict.fromkeys((*self.removed_initially, *identity.remove)):
-            KSR.hdr.remove(name)  # the POP never sees the customer's route, digest, ...
+        # the POP never sees the customer's route, digest, ...
+        remove_headers(dict.fromkeys((*self.removed_initially, *identity.remove)))
         for line in identity.add:
             KSR.hdr.append(line + "\r\n")
         if identity.private:
@@ -125,8 +125,7 @@ class Relay:
                 reply(403, "Forbidden")
             return
         if KSR.rr.is_direction("downstream") > 0:  # from the customer: never trusted
-            for name in self.removed_in_dialog:
-                KSR.hdr.remove(name)
+            remove_headers(self.removed_in_dialog)
             alias_contact()
             KSR.tm.t_on_reply(symbols.CB_PRIVATE_REPLY if private else symbols.CB_REPLY)
         else:  # towards the customer: over its connection (alias_contact), if it has one

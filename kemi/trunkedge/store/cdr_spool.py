@@ -54,22 +54,41 @@ class Spool:
         self.directory, self.edge, self.clock = Path(directory), edge, clock
         self._segment = re.compile(re.escape(f"cdr-{edge}-") + r"(\d{10})\.jsonl")
         self._ensure_directory()
+        self._fd, self._start_s, self._path = -1, -float(HOUR_S), self.directory  # see append
 
-    def append(self, record: Record) -> Path:
-        """Append one record, in a single write, to the current hour's segment."""
-        line = encode(record)
-        path = self.directory / self.segment_name(self.clock())
+    def append(self, line: bytes) -> Path:
+        """Append one record's line (encode(), or core.cdr.closed), in a single write, to
+        the current hour's segment (its file kept open between records while it is still
+        the spool's: never a write into a file someone deleted)."""
+        now = self.clock()
+        if not self._start_s <= now < self._start_s + HOUR_S:
+            self._switch(now)
+        path = self._path
         try:
-            fd = self._open(path)
-            try:
-                written = os.write(fd, line)
-            finally:
-                os.close(fd)
+            if self._fd < 0 or os.fstat(self._fd).st_nlink == 0:
+                self._reopen()
+            written = os.write(self._fd, line)
         except OSError as e:
+            self._close()
             raise SpoolError(f"cannot append to {path}: {e.strerror}") from e
         if written != len(line):
             raise SpoolError(f"{path}: only {written} of {len(line)} bytes written")
         return path
+
+    def _switch(self, now_s: float) -> None:
+        """A new hour: its segment from now on."""
+        self._close()
+        self._start_s = now_s - now_s % HOUR_S
+        self._path = self.directory / self.segment_name(now_s)
+
+    def _reopen(self) -> None:
+        self._close()
+        self._fd = self._open(self._path)
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def segment_name(self, now_s: float) -> str:
         """The segment file name for a time (its UTC hour)."""
