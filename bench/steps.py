@@ -1,5 +1,5 @@
 """Per-step timing of the edge's Python, inside Kamailio's workers (a development aid for
-bench/profile.py; never loaded in production).
+bench/per_step.py; never loaded in production).
 
 kamailio/edge.py loads it only when `TRUNKEDGE_PROFILE_DIR` is set. It wraps the named
 steps of the adapter with a CPU timer (thread_time_ns: this thread's CPU, so neither a
@@ -62,9 +62,12 @@ class Profile:
             if self.path.name != f"{os.getpid()}.json":  # forked after mod_init
                 self.path = self.path.with_name(f"{os.getpid()}.json")
             self.path.write_text(json.dumps(self.sums))
+            if CALLS is not None:
+                CALLS.dump_stats(str(self.path.with_suffix(".pstats")))
 
 
 PROFILE: Profile | None = None
+CALLS: Any = None  # with TRUNKEDGE_PROFILE_CALLS: a cProfile.Profile per process
 
 
 def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,6 +120,12 @@ def instrument(mod_init: Callable[[], Any]) -> Callable[[], Any]:
         request = edge.ksr_request_route
 
         def ksr_request_route(msg: object) -> int:
+            global CALLS
+            if os.environ.get("TRUNKEDGE_PROFILE_CALLS") and CALLS is None:
+                import cProfile
+
+                CALLS = cProfile.Profile()  # in the worker (after the fork): its calls
+                CALLS.enable()
             assert PROFILE is not None
             t0, PROFILE.current = time.thread_time_ns(), []
             result = request(msg)

@@ -18,7 +18,7 @@ if str(_ROOT / "kemi") not in sys.path:
 
 from trunkedge.kamailio.adapter import mod_init  # noqa: E402
 
-if os.environ.get("TRUNKEDGE_PROFILE_DIR"):  # bench/profile.py: steps timed, never in production
+if os.environ.get("TRUNKEDGE_PROFILE_DIR"):  # bench/per_step.py: steps timed, never in production
     sys.path.insert(0, str(_ROOT / "bench"))
     from steps import instrument  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Where an edge call's time goes: µs per step of each kind of message, in the workers.
 
-    .venv/bin/python bench/profile.py                       # ip and digest, 600 calls/s
-    .venv/bin/python bench/profile.py --scenarios digest --rate 300 --json
+    .venv/bin/python bench/per_step.py                       # ip and digest, 600 calls/s
+    .venv/bin/python bench/per_step.py --scenarios digest --rate 300 --json
 
 For each scenario it starts its own Redis, gateway and edge (as bench/run.py does, metrics
 and records on) with TRUNKEDGE_PROFILE_DIR set, so that bench/steps.py times the adapter's
