@@ -30,12 +30,12 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "floods")),
     ("trunkedge.kamailio.calls", "Admission", (
         "admit", "look_up", "settled", "commit", "relay_held", "challenge", "refuse")),
-    ("trunkedge.kamailio.calls", "", ("read_request", "decide", "settle")),
+    ("trunkedge.kamailio.calls", "", ("read_request", "decide", "settle", "read_identity")),
     ("trunkedge.kamailio.relay", "Relay", ("select", "forward", "in_dialog", "sealed_route")),
     ("trunkedge.kamailio.records", "Records", ("opened", "ended", "answered", "write")),
     ("trunkedge.kamailio", "meter", ("request", "admitted")),
     ("trunkedge.kamailio.relay", "", ("remove_headers",)),
-    ("trunkedge.kamailio.adapter", "", ("remove_headers",)),
+    
 )
 ENTRIES = ("ksr_onreply_route", "ksr_private_reply_route", "ksr_failure_route",
            "ksr_dialog_event")
@@ -107,6 +107,8 @@ def instrument(mod_init: Callable[[], Any]) -> Callable[[], Any]:
         target = getattr(module, owner) if owner else module
         for name in names:
             label = f"{owner}.{name}" if owner else name
+            if not hasattr(target, name):
+                continue  # not in this version of the edge (an older tree, profiled alike)
             wrapped = timed(label, getattr(target, name))
             if isinstance(vars(target).get(name), staticmethod):
                 wrapped = staticmethod(wrapped)  # type: ignore[assignment]

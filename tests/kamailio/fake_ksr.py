@@ -74,6 +74,7 @@ def _wire(ksr: types.ModuleType, msg: Message) -> None:
     for level in ("dbg", "info", "notice", "warn", "err", "crit"):
         setattr(ksr, level, rec(level, None))
     ksr.force_rport = rec("force_rport", True)  # type: ignore[attr-defined]
+    ksr.route = rec("route", 1)  # type: ignore[attr-defined]
     ksr.is_ACK = lambda: msg.method == "ACK"  # type: ignore[attr-defined]
     ksr.pv = ns(get=msg.pv, seti=rec("pv_seti"), sets=rec("pv_sets"))  # type: ignore[attr-defined]
     ksr.hdr = ns(get=hdr_get, get_idx=hdr_get_idx, remove=rec("hdr_remove"),  # type: ignore[attr-defined]

@@ -18,8 +18,9 @@ import yaml
 
 from harness import RedisServer, free_port
 from trunkedge.cli import main
+from trunkedge.core.border import removed_in_dialog, removed_initially
 from trunkedge.core.errors import ConfigError
-from trunkedge.kamailio import runner
+from trunkedge.kamailio import runner, symbols
 from trunkedge.kamailio.runner import (
     MAIN_CFG,
     PY_ENTRY,
@@ -79,7 +80,8 @@ def test_the_wrapper_sets_sockets_paths_and_secret_then_includes_the_main_cfg(
     includes = [ln for ln in text.splitlines() if ln.startswith("include_file")]
     assert includes[0] == f'include_file "{MAIN_CFG}"'
     # the example serves metrics: their modules come after the main config's
-    assert includes[1:] == [f'include_file "{tmp_path / "metrics.cfg"}"']
+    assert includes[1:] == [f'include_file "{tmp_path / "metrics.cfg"}"',
+                            f'include_file "{tmp_path / "border.cfg"}"']
     assert text.rstrip().endswith(includes[-1])
     argv = kamailio_argv(s, cfg, tmp_path)
     assert argv[1:5] == ["-f", str(cfg), "-DD", "-E"]
@@ -287,3 +289,23 @@ def test_with_a_tls_listener_kamailio_loads_tls_first_and_reads_the_rendered_tls
     first = text.index('loadmodule "')
     assert text.index('loadmodule "tls.so"') == first
     assert "tls" not in modules_kamailio_loads(render(settings(), tmp_path / "plain", "s3cret"))
+
+
+def test_border_cfg_removes_each_header_of_each_kind_of_message_natively(
+        tmp_path: Path) -> None:
+    """The adapter runs these blocks by name (KSR.route): every header core.border says a
+    kind of message loses has its remove_hf, and nothing else is in the block."""
+    s = load_settings(EXAMPLE)
+    render(s, tmp_path, "s3cret")
+    text = (tmp_path / "border.cfg").read_text()
+    blocks = dict(re.findall(r"route\[(\w+)\] \{\n(.*?)\n\}", text, re.S))
+    internal = s.routing.strip_reply_headers
+    expected = {
+        symbols.ROUTE_BORDER_INITIAL: removed_initially(internal),
+        symbols.ROUTE_BORDER_DIALOG: removed_in_dialog(internal),
+        symbols.ROUTE_STRIP_REPLY: tuple(internal),
+        symbols.ROUTE_STRIP_PRIVATE_REPLY: ("P-Asserted-Identity", *internal),
+    }
+    assert {name: tuple(re.findall(r'remove_hf\("([^"]+)"\);', body))
+            for name, body in blocks.items()} == expected
+    assert "Route" in expected[symbols.ROUTE_BORDER_INITIAL] and internal

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from trunkedge.core.identity import REMOVED
 
 CREDENTIAL_HEADERS = ("Proxy-Authorization", "Authorization")
+ASSERTED = "P-Asserted-Identity"
 ROUTE = "Route"
 
 
@@ -26,3 +27,9 @@ def removed_initially(internal: Sequence[str]) -> tuple[str, ...]:
     """... and from an initial request: also the customer's Route set (the edge routes
     it to a POP itself)."""
     return (ROUTE, *removed_in_dialog(internal))
+
+
+def removed_from_replies(internal: Sequence[str], private: bool) -> tuple[str, ...]:
+    """Headers a reply on its way to the customer loses: the trusted realm's internal ones
+    and, in a dialog whose caller asked for privacy, the asserted identity (RFC 3325 §7)."""
+    return (*((ASSERTED,) if private else ()), *internal)

@@ -38,7 +38,6 @@ from trunkedge.kamailio.ksr_io import (
     items_in,
     known_source,
     pv,
-    remove_headers,
 )
 from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.relay import Relay
@@ -65,7 +64,6 @@ class Edge:
         self.flood_exempt = NetworkSet(settings.security.flood_exempt)
         self.exempt_sources: Bounded[str, bool] = Bounded(MEMO_LIMIT)  # source -> exempt
         self.scanner_agents: Bounded[str, bool] = Bounded(MEMO_LIMIT)  # User-Agent -> scanner
-        self.strip_headers = settings.routing.strip_reply_headers
         self.relay = Relay(settings, DialogSeal(secret))
         self.calls = Admission(settings, secret, self.relay, edge_id())
         self.watcher: Watcher | None = None  # made in the timer process that runs it
@@ -91,14 +89,15 @@ class Edge:
         return 0
 
     def ksr_onreply_route(self, msg: object) -> int:
-        """Replies on their way to the customer lose the trusted realm's internal headers."""
-        remove_headers(self.strip_headers)
+        """Replies on their way to the customer lose the trusted realm's internal headers
+        (core.border.removed_from_replies, a native route block)."""
+        KSR.route(symbols.ROUTE_STRIP_REPLY)
         return 1
 
     def ksr_private_reply_route(self, msg: object) -> int:
         """... and, in a private dialog, any identity."""
-        KSR.hdr.remove("P-Asserted-Identity")
-        return self.ksr_onreply_route(msg)
+        KSR.route(symbols.ROUTE_STRIP_PRIVATE_REPLY)
+        return 1
 
     def ksr_failure_route(self, msg: object) -> int:
         guarded(self.relay.failure, "failure route")

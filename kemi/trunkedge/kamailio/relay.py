@@ -6,7 +6,7 @@ from __future__ import annotations
 import KSR
 
 from trunkedge.core.admission import Admit, Refuse
-from trunkedge.core.border import removed_in_dialog, removed_initially
+from trunkedge.core.border import ASSERTED, removed_initially
 from trunkedge.core.dialog_seal import DialogSeal
 from trunkedge.core.identity import IdentityEdits
 from trunkedge.core.pops import POP_OF_SET, dispatcher_rules, gateway_unreachable, should_fail_over
@@ -29,14 +29,13 @@ class Relay:
         self.rules: dict[tuple[str, ...], str] = {}  # POP order -> ds_select_routes rules
         self.log_info = settings.kamailio.log_level >= 2  # INFO: one line per admission
         internal = settings.routing.strip_reply_headers
-        self.removed_initially = removed_initially(internal)
-        self.removed_in_dialog = removed_in_dialog(internal)
+        self.removed_initially = frozenset(removed_initially(internal))  # ROUTE_BORDER_INITIAL
 
     def select(self, admit: Admit, identity: IdentityEdits) -> tuple[str, str] | None:
         """Prepare the relay to the first live gateway of the first POP (failover walks the
         rest): the (POP, gateway) chosen, or None when no gateway is up (answered 503)."""
-        # the POP never sees the customer's route, digest, ...
-        remove_headers(dict.fromkeys((*self.removed_initially, *identity.remove)))
+        KSR.route(symbols.ROUTE_BORDER_INITIAL)  # the POP never sees its route, digest, ...
+        remove_headers(n for n in identity.remove if n not in self.removed_initially)
         for line in identity.add:
             KSR.hdr.append(line + "\r\n")
         if identity.private:
@@ -125,13 +124,13 @@ class Relay:
                 reply(403, "Forbidden")
             return
         if KSR.rr.is_direction("downstream") > 0:  # from the customer: never trusted
-            remove_headers(self.removed_in_dialog)
+            KSR.route(symbols.ROUTE_BORDER_DIALOG)
             alias_contact()
             KSR.tm.t_on_reply(symbols.CB_PRIVATE_REPLY if private else symbols.CB_REPLY)
         else:  # towards the customer: over its connection (alias_contact), if it has one
             KSR.nathelper.handle_ruri_alias()
             if private:  # outside the trusted realm
-                KSR.hdr.remove("P-Asserted-Identity")
+                KSR.hdr.remove(ASSERTED)
         KSR.tm.t_set_fr(self.ring_ms, 5000)
         KSR.tm.t_relay()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from trunkedge.core import metrics
+from trunkedge.core.border import removed_from_replies, removed_in_dialog, removed_initially
 from trunkedge.core.errors import ConfigError
 from trunkedge.core.pops import dispatcher_list
 from trunkedge.kamailio import symbols, tls
@@ -96,6 +97,7 @@ def render(settings: Settings, rundir: Path, secret: str,
         lines.append(f'include_file "{render_redis_servers(redis_servers[:-1], rundir)}"')
     if metrics is not None:
         lines.append(f'include_file "{render_metrics(rundir)}"')
+    lines.append(f'include_file "{render_border(settings, rundir)}"')
     render_gateways(settings, rundir)
     cfg = rundir / "kamailio.cfg"
     cfg.write_text("\n".join(lines) + "\n")
@@ -118,6 +120,25 @@ def render_metrics(rundir: Path) -> Path:
           for s in metrics.ALL),
     ]
     path = rundir / "metrics.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def render_border(settings: Settings, rundir: Path) -> Path:
+    """The headers each kind of message loses at the border (core.border and the routing
+    settings' strip_reply_headers), as route blocks the adapter runs by name: Kamailio
+    removes them natively, one remove_hf per header name."""
+    internal = settings.routing.strip_reply_headers
+    blocks = {
+        symbols.ROUTE_BORDER_INITIAL: removed_initially(internal),
+        symbols.ROUTE_BORDER_DIALOG: removed_in_dialog(internal),
+        symbols.ROUTE_STRIP_REPLY: removed_from_replies(internal, private=False),
+        symbols.ROUTE_STRIP_PRIVATE_REPLY: removed_from_replies(internal, private=True),
+    }
+    lines = ["# Rendered by `trunkedge run`: what messages lose at the border."]
+    for name, headers in blocks.items():
+        lines += [f"route[{name}] {{", *(f'    remove_hf("{h}");' for h in headers), "}"]
+    path = rundir / "border.cfg"
     path.write_text("\n".join(lines) + "\n")
     return path
 

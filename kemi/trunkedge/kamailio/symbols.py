@@ -29,6 +29,13 @@ CB_DIALOG_EVENT = "ksr_dialog_event"  # dialog: a call started (answered), ended
 CB_XHTTP_EVENT = "ksr_xhttp_event"  # xhttp: an HTTP request on the metrics socket
 WATCH_TIMER = "te_watch"  # the rtimer that runs CB_WATCH
 
+# native route blocks the adapter runs (KSR.route), rendered into border.cfg by the runner:
+# the headers a message loses at the border, one remove_hf each (no Python per header)
+ROUTE_BORDER_INITIAL = "te_border_initial"  # an initial request of a customer (core.border)
+ROUTE_BORDER_DIALOG = "te_border_dialog"  # a customer's request inside a dialog
+ROUTE_STRIP_REPLY = "te_strip_reply"  # a reply on its way to the customer
+ROUTE_STRIP_PRIVATE_REPLY = "te_strip_private_reply"  # ... of a private caller's dialog
+
 # ndb_redis
 REDIS_SERVER = "te"  # the server name in ndb_redis's `server` parameter
 REDIS_REPLY = "te"  # the reply container the adapter reads ($redis(te=>...))
