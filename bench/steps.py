@@ -35,7 +35,6 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("trunkedge.kamailio.records", "Records", ("opened", "ended", "answered", "write")),
     ("trunkedge.kamailio", "meter", ("request", "admitted")),
     ("trunkedge.kamailio.relay", "", ("remove_headers",)),
-    
 )
 ENTRIES = ("ksr_onreply_route", "ksr_private_reply_route", "ksr_failure_route",
            "ksr_dialog_event")
@@ -102,7 +101,7 @@ def instrument(mod_init: Callable[[], Any]) -> Callable[[], Any]:
 
     global PROFILE
     PROFILE = Profile(Path(os.environ["TRUNKEDGE_PROFILE_DIR"]))
-    for module_name, owner, names in STEPS:
+    for module_name, owner, names in () if os.environ.get("TRUNKEDGE_PROFILE_CALLS") else STEPS:
         module = importlib.import_module(module_name)
         target = getattr(module, owner) if owner else module
         for name in names:

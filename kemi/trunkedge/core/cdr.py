@@ -5,12 +5,14 @@ Never a password, HA1 or nonce."""
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _quoted  # a JSON string, in C
 
 FIELDS = ("kind", "call_id", "start_ms", "answer_ms", "end_ms", "duration_ms", "status",
           "hangup", "reason", "domain", "acl", "account", "source_ip", "source_port",
           "transport", "pop", "gateway", "failovers", "asserted", "private", "edge")
 """Every record has these fields, in this order (the CSV export's columns and the stream
 entry's fields; a spool line may hold them in another order)."""
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # made once, not per record
 
 
 def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str | None,
@@ -19,12 +21,11 @@ def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str |
     """What is known of an admitted call when it is relayed, kept with its dialog until
     it ends: the record's JSON object so far, without its closing brace (closed() adds
     the rest: no decoding and encoding again when the call ends)."""
-    head = json.dumps({"kind": "call", "call_id": call_id, "start_ms": str(start_ms),
-                       "domain": domain, "acl": acl, "account": account or "",
-                       "source_ip": source_ip, "source_port": source_port,
-                       "transport": transport, "asserted": asserted,
-                       "private": "1" if private else "0", "edge": edge},
-                      separators=(",", ":"))
+    head = _compact({"kind": "call", "call_id": call_id, "start_ms": str(start_ms),
+                     "domain": domain, "acl": acl, "account": account or "",
+                     "source_ip": source_ip, "source_port": source_port,
+                     "transport": transport, "asserted": asserted,
+                     "private": "1" if private else "0", "edge": edge})
     return head[:-1]
 
 
@@ -49,8 +50,8 @@ def closed(head: str, *, answer_ms: int | None, end_ms: int, status: int, hangup
     duration = max(0, end_ms - answer_ms) if answer_ms else 0
     answer = "" if answer_ms is None else str(answer_ms)
     return (f'{head},"answer_ms":"{answer}","end_ms":"{end_ms}","duration_ms":"{duration}",'
-            f'"status":"{status}","hangup":{json.dumps(hangup)},"reason":"",'
-            f'"pop":{json.dumps(pop)},"gateway":{json.dumps(gateway)},'
+            f'"status":"{status}","hangup":{_quoted(hangup)},"reason":"",'
+            f'"pop":{_quoted(pop)},"gateway":{_quoted(gateway)},'
             f'"failovers":"{failovers}"}}\n')
 
 

@@ -168,13 +168,14 @@ class Edge:
     # -- the request route ----------------------------------------------------------------
     def request(self) -> None:
         """Every request: the steps in order; the first that deals with it ends it."""
-        meter.request(pv("$rm"))
-        if self.metrics_port and pv("$Rp") == self.metrics_port:
-            return  # SIP on the metrics socket: not ours to answer
-        if self.route_reqinit() or self.route_transport() or self.route_withindlg() \
+        method, proto = pv("$rm"), pv("$pr")  # each read once per request
+        meter.request(method)
+        if self.metrics_port and proto in CONNECTED and pv("$Rp") == self.metrics_port:
+            return  # SIP on the metrics socket (TCP): not ours to answer
+        if self.route_reqinit() or self.route_transport(proto) or self.route_withindlg() \
                 or self.route_strict() or self.route_banned():
             return
-        kind = classify(pv("$rm"))
+        kind = classify(method)
         if kind is OutOfDialog.CANCEL:
             self.route_cancel()
         elif kind is OutOfDialog.ACK:
@@ -215,11 +216,10 @@ class Edge:
                 and not known_source(source)
                 and KSR.dispatcher.ds_is_from_lists() < 0 and KSR.pike.pike_check_req() < 0)
 
-    def route_transport(self) -> bool:
+    def route_transport(self, proto: str) -> bool:
         """With TLS, a TCP or TLS connection that carries SIP gets tls.idle_timeout_s (the
         handshake timeout until then); a sips: Request-URI outside a dialog must have come
         over TLS, else 416 (RFC 3261 §26.2.2, RFC 5630)."""
-        proto = pv("$pr")
         if self.idle_s and proto in CONNECTED:
             KSR.tcpops.tcp_set_connection_lifetime(self.idle_s)
         if not refuses_sips(pv("$ru"), proto) or KSR.siputils.has_totag() > 0:
