@@ -39,13 +39,17 @@ def counted(msg: Message, name: str) -> int:
     return int(msg.htable.get((symbols.HT_METRICS, name), 0))
 
 
-def test_a_scanner_is_dropped_before_anything_else(edge: Edge, msg: Message) -> None:
-    msg.headers["User-Agent"] = ["friendly-scanner"]
+@pytest.mark.parametrize("agent", ["friendly-scanner", "x" * 2000 + " sipvicious"])
+def test_a_scanner_is_dropped_before_anything_else(edge: Edge, msg: Message,
+                                                   agent: str) -> None:
+    msg.headers["User-Agent"] = [agent]  # the long one is too long to be remembered
     msg.sane = False
-    edge.request()
-    assert msg.replies() == []
-    assert counted(msg, counters.dropped(Drop.SCANNER)) == 1
+    for n in (1, 2):  # the second time from the per-worker memory (when it fits)
+        edge.request()
+        assert msg.replies() == []
+        assert counted(msg, counters.dropped(Drop.SCANNER)) == n
     assert not any(c[0] == "sanity_check" for c in msg.calls)
+    assert len(edge.scanner_agents) == (len(agent) <= 512)
 
 
 def test_a_flooding_source_is_dropped_without_an_answer(edge: Edge, msg: Message) -> None:

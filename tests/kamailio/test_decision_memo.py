@@ -63,6 +63,15 @@ def test_a_new_view_of_the_domain_is_decided_afresh() -> None:
     assert isinstance(refused, Refuse) and refused.reason is Reason.ADDRESS_NOT_ALLOWED
 
 
+def test_requests_with_long_facts_are_not_remembered() -> None:
+    """What a request says comes from the network: a huge one must not fill the memory."""
+    calls = Edge(SETTINGS, "test-secret").calls
+    long = request(preferred="<sip:+31209999999@" + "p" * 600 + ">")
+    assert long.memo_key() is None
+    settled(calls, long, domain("192.0.2.0/24"))
+    assert not len(calls.memo)
+
+
 def test_requests_with_credentials_are_never_remembered() -> None:
     calls = Edge(SETTINGS, "test-secret").calls
     creds = digest.Credentials(username="31000000", realm="sip.example.net", nonce="n",

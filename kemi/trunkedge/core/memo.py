@@ -10,6 +10,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+MAX_KEY_CHARS = 512
+"""Inputs longer than this are not remembered (they come from the network: `limit` of
+them must stay small)."""
+
+
 class Bounded(Generic[K, V]):
     """At most `limit` answers; when full, all are forgotten at once (cheaper per call than
     an LRU's bookkeeping, and a flood of new inputs cannot grow it)."""

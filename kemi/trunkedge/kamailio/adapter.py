@@ -18,7 +18,7 @@ import KSR
 from trunkedge.core.admission import Refuse
 from trunkedge.core.dialog_seal import DialogSeal
 from trunkedge.core.limits import Held
-from trunkedge.core.memo import Bounded
+from trunkedge.core.memo import MAX_KEY_CHARS, Bounded
 from trunkedge.core.methods import ALLOW, LOCAL_ANSWERS, OutOfDialog, classify
 from trunkedge.core.names import NetworkSet
 from trunkedge.core.reasons import Drop, Reason
@@ -191,7 +191,8 @@ class Edge:
         """Scanners and unattributed floods dropped; NAT (rport, RFC 3581); Max-Forwards;
         sanity."""
         agent = KSR.hdr.get("User-Agent") or ""
-        if self.scanner_agents.of(agent, self.names_scanner):
+        if (self.scanner_agents.of(agent, self.names_scanner) if len(agent) <= MAX_KEY_CHARS
+                else self.names_scanner(agent)):
             meter.dropped(Drop.SCANNER)
             return True  # no answer at all: scanners learn nothing
         if self.floods(pv("$si")):

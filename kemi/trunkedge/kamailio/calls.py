@@ -33,7 +33,7 @@ from trunkedge.core.identity import (
     settle,
 )
 from trunkedge.core.limits import NO_LIMITS, Commit, Held, channel_scopes, scopes_of
-from trunkedge.core.memo import Bounded
+from trunkedge.core.memo import MAX_KEY_CHARS, Bounded
 from trunkedge.core.names import is_username
 from trunkedge.core.pops import POP_NAMES, PopPlan
 from trunkedge.core.reasons import Drop, Reason
@@ -88,8 +88,9 @@ class InitialRequest:
         (None: with credentials, every request is new)."""
         if self.call.credentials is not None:
             return None
-        return (self.host, self.call.source_ip, self.call.ruri_user, self.from_uri,
-                self.preferred or "\n", self.privacy or "\n")  # "\n": absent
+        key = (self.host, self.call.source_ip, self.call.ruri_user, self.from_uri,
+               self.preferred or "\n", self.privacy or "\n")  # "\n": absent
+        return key if sum(map(len, key)) <= MAX_KEY_CHARS else None
 
 
 Settled = tuple[Decision, IdentityEdits | IdentityRefused | None]
