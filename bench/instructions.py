@@ -88,8 +88,8 @@ def counted(out: Path) -> dict[int, int]:
     return found
 
 
-def measure(target: str, scenario: str, calls: int, work: Path,
-            records: bool = True) -> dict[str, Any]:
+def measure(target: str, scenario: str, calls: int, work: Path, records: bool = True,
+            domains: int = 1, cidrs: int = 1) -> dict[str, Any]:
     out = work / "callgrind"
     out.mkdir(parents=True)
     wrapper = valgrind_kamailio(work / "bin", out)
@@ -104,7 +104,7 @@ def measure(target: str, scenario: str, calls: int, work: Path,
         edge = bench_edge(work / "edge", redis.url, gateway.uri, CHILDREN, "tlsf",
                           records=records)
         edge.write_settings()
-        provision(edge, population(1, 1))
+        provision(edge, population(domains, cidrs))
         runner = start_edge(edge) if target == "edge" else start_native(
             Native(work / "native", redis.port, gateway.uri, CHILDREN, "tlsf", target), wrapper)
         bench = Bench(work, redis, runner, target)
@@ -127,7 +127,8 @@ def measure(target: str, scenario: str, calls: int, work: Path,
     per_process = counted(out)
     pids = sorted(per_process)
     done = max(line["calls"], 1)
-    return {"target": target, "scenario": scenario, "records": records, "calls": line["calls"],
+    return {"target": target, "scenario": scenario, "records": records, "domains": domains,
+            "cidrs": cidrs, "calls": line["calls"],
             "failed": line["failed"],
             "worker_instructions_per_call": sum(per_process[p] for p in pids[1:1 + CHILDREN])
             // done,
@@ -139,6 +140,8 @@ def main() -> int:
     ap.add_argument("--targets", default="native,native-full,kemi,edge")
     ap.add_argument("--scenarios", default="ip,digest")
     ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--domains", type=int, default=1, help="as bench/run.py's (scale)")
+    ap.add_argument("--cidrs", type=int, default=1)
     ap.add_argument("--no-records", action="store_true",
                     help="the edge without call detail records (to see what they cost)")
     args = ap.parse_args()
@@ -152,7 +155,8 @@ def main() -> int:
             if scenario.endswith(LIMITED) and target != "edge":
                 continue
             line = measure(target, scenario, args.calls, work / f"{target}-{scenario}",
-                           records=not args.no_records)
+                           records=not args.no_records, domains=args.domains,
+                           cidrs=args.cidrs)
             print(json.dumps(line), flush=True)
             if not line["failed"]:
                 results[(target, scenario)] = line["worker_instructions_per_call"]
