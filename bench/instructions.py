@@ -33,7 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import LIMITED, Bench, Native, bench_edge, population, provision, render_native
 
-from harness import VENV_BIN, Edge, Gateway, RedisServer, sip_request, status_of, wait_until
+from harness import (
+    VENV_BIN,
+    Edge,
+    Gateway,
+    RedisServer,
+    children_of,
+    sip_request,
+    status_of,
+    wait_until,
+)
 
 RATE = 10  # calls/s: valgrind makes Kamailio ~50x slower
 START_S = 180  # Kamailio and Python start slowly under valgrind
@@ -78,6 +87,14 @@ def start_native(native: Native, wrapper: Path) -> Native:
     return native
 
 
+def control(main_pid: int, *command: str) -> None:
+    """callgrind_control for this target's processes only (without a PID it would act on
+    every valgrind process of the user, another measurement's too)."""
+    for pid in [main_pid, *children_of(main_pid)]:
+        subprocess.run(["callgrind_control", *command, str(pid)], capture_output=True,
+                       check=False)
+
+
 def counted(out: Path) -> dict[int, int]:
     """Instructions per process of the dump callgrind_control -d made (cg.<pid>.1)."""
     found = {}
@@ -109,14 +126,13 @@ def measure(target: str, scenario: str, calls: int, work: Path, records: bool = 
             Native(work / "native", redis.port, gateway.uri, CHILDREN, "tlsf", target), wrapper)
         bench = Bench(work, redis, runner, target)
         bench.run(scenario, RATE, 2)  # warm-up, not instrumented
-        control = ["callgrind_control"]
-        subprocess.run([*control, "-i", "on"], capture_output=True, check=False)
+        control(runner.proc.pid, "-i", "on")
         bench.run(scenario, RATE // 2, 2)  # warm-up, instrumented (caches of every kind)
         time.sleep(1)
-        subprocess.run([*control, "-z"], capture_output=True, check=False)
+        control(runner.proc.pid, "-z")
         line = bench.run(scenario, RATE, max(1, calls // RATE))
         time.sleep(2)  # the last BYEs' dialog events, record writes
-        subprocess.run([*control, "-d"], capture_output=True, check=False)
+        control(runner.proc.pid, "-d")
         time.sleep(2)
     finally:
         os.environ["PATH"] = old_path

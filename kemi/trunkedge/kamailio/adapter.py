@@ -47,7 +47,6 @@ from trunkedge.store.cdr_stream import publisher_for
 from trunkedge.store.watcher import Watcher
 
 WATCH_S = 1.0  # each call of the watcher's timer watches this long
-DIALOG_STARTED = "dialog:start"
 DIALOG_ENDED = frozenset({"dialog:end", "dialog:failed"})
 GC_YOUNG_THRESHOLD = 20_000  # allocations between collections of the youngest generation
 MAX_FORWARDS = 10  # Max-Forwards added when missing (RFC 3261 §16.6)
@@ -149,11 +148,10 @@ class Edge:
         return 1
 
     def ksr_dialog_event(self, msg: object, event: str) -> int:
-        """dialog's event_callback: a call that holds channels ended (BYE from either
-        side, timeout) or failed (CANCEL, a final error): its channels are free."""
-        if event == DIALOG_STARTED:
-            guarded(RECORDS.answered, "dialog event")
-        elif event in DIALOG_ENDED:
+        """A dialog ended (BYE from either side, timeout) or failed (CANCEL, a final
+        error): kamailio.cfg's event_route[dialog:end|failed] call it (python_exec) with
+        the event's name. Its channels are free, its record is written."""
+        if event in DIALOG_ENDED:
             guarded(lambda: self.dialog_ended(event == "dialog:end"), "dialog event")
         return 1
 

@@ -12,6 +12,7 @@ import KSR
 from trunkedge.core import cdr
 from trunkedge.core.admission import Admit, Refuse
 from trunkedge.core.identity import IdentityEdits
+from trunkedge.kamailio import symbols
 from trunkedge.kamailio.ksr_io import pv
 from trunkedge.settings import Settings
 from trunkedge.store.cdr_spool import Spool, encode
@@ -22,11 +23,18 @@ POP_VAR, GATEWAY_VAR = "$dlg_var(te_pop)", "$dlg_var(te_gw)"  # after a failover
 FAILOVERS_VAR = "$dlg_var(te_fo)"
 STATUS_VAR = "$dlg_var(te_code)"  # the final status, when not a 2xx
 BY_EDGE_VAR = "$dlg_var(te_by_edge)"  # the edge answered it itself (every gateway failed)
-ANSWER_VAR = "$dlg_var(te_ans)"  # when the dialog was confirmed (ms)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def seconds_to_ms(text: str) -> int | None:
+    """Kamailio's $TV(Sn) ("1796126457.352242") in ms; None when empty or not a time."""
+    try:
+        return int(float(text) * 1000) if text else None
+    except ValueError:
+        return None
 
 
 class Records:
@@ -73,22 +81,18 @@ class Records:
             if by_edge:
                 KSR.pv.sets(BY_EDGE_VAR, "1")
 
-    def answered(self) -> None:
-        if self.enabled:
-            KSR.pv.sets(ANSWER_VAR, str(now_ms()))
-
     def ended(self, ended: bool) -> None:
         """The dialog ended (answered) or failed: its record goes to the spool."""
         parts = pv(CALL_VAR).split("\n", CALL_PARTS - 1)
         if not self.enabled or len(parts) != CALL_PARTS:
             return
         caller_tag, pop, gateway, head = parts
-        answer = pv(ANSWER_VAR)
+        answer = pv(symbols.ANSWERED_VAR)  # "seconds.microseconds", set by kamailio.cfg
         status = 200 if ended else int(pv(STATUS_VAR) or 500)
         hangup = cdr.hangup_of(ended, pv("$rm"), pv("$ft"), caller_tag, status,
                                pv(BY_EDGE_VAR) == "1")
         self.write(cdr.closed(
-            head, answer_ms=int(answer) if answer else None, end_ms=now_ms(), status=status,
+            head, answer_ms=seconds_to_ms(answer), end_ms=now_ms(), status=status,
             hangup=hangup, pop=pv(POP_VAR) or pop, gateway=pv(GATEWAY_VAR) or gateway,
             failovers=int(pv(FAILOVERS_VAR) or 0)).encode())
 

@@ -25,7 +25,7 @@ CB_PRIVATE_REPLY = "ksr_private_reply_route"  # ... in a dialog whose caller is 
 CB_SL_REPLY = "ksr_sl_reply"  # tm on_sl_reply: replies matching no transaction
 CB_DISPATCHER_EVENT = "ksr_dispatcher_event"  # a gateway went up or down
 CB_WATCH = "ksr_watch"  # rtimer: the watcher's process
-CB_DIALOG_EVENT = "ksr_dialog_event"  # dialog: a call started (answered), ended or failed
+CB_DIALOG_EVENT = "ksr_dialog_event"  # dialog: a call ended or failed (python_exec)
 CB_XHTTP_EVENT = "ksr_xhttp_event"  # xhttp: an HTTP request on the metrics socket
 WATCH_TIMER = "te_watch"  # the rtimer that runs CB_WATCH
 
@@ -43,6 +43,8 @@ REDIS_REPLY = "te"  # the reply container the adapter reads ($redis(te=>...))
 # AVPs
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
 HELD_VAR = "$dlg_var(te_held)"  # the channels the dialog holds (core.limits.Held)
+DLG_ANSWERED = "te_ans"  # dialog variable: when the call was answered (s.µs, kamailio.cfg)
+ANSWERED_VAR = f"$dlg_var({DLG_ANSWERED})"
 
 SUBSTITUTIONS = {
     "TE_HT_METRICS": HT_METRICS,
@@ -57,6 +59,7 @@ SUBSTITUTIONS = {
     "TE_HT_ENDED": HT_ENDED,
     "TE_HT_STALE": HT_STALE,
     "TE_WATCH_TIMER": WATCH_TIMER,
+    "TE_DLG_ANSWERED": DLG_ANSWERED,
 }
 """What kamailio.cfg names through the wrapper's #!substdef (the rest it never names)."""
 
