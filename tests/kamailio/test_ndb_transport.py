@@ -101,3 +101,28 @@ def test_while_nothing_answers_each_command_tries_one_server(ndb: FakeNdb) -> No
     ndb.answers["te2"] = "ok"  # a master again, through the next server asked
     assert transport.run(SCRIPT, ["k"], []) == 1
     assert transport.server == "te2"
+
+
+@pytest.mark.parametrize(("args", "command", "params"), [
+    (("a", "b:1"), "EVALSHA {sha} 1 k a b:1", []),  # plain tokens: in the command itself
+    (("a b", "c"), "EVALSHA {sha} 1 k %s c", ["a b"]),  # a space would split a word
+    (("", "c"), "EVALSHA {sha} 1 k %s c", [""]),  # an empty word would vanish
+    (('x"y', "%z"), "EVALSHA {sha} 1 k %s %s", ['x"y', "%z"]),
+])
+def test_only_words_that_are_not_plain_tokens_travel_as_parameters(
+        monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], command: str,
+        params: list[str]) -> None:
+    sent: list[tuple[str, list[str]]] = []
+
+    def cmd(server: str, text: str, *rest: str) -> int:
+        sent.append((text, list(rest[:-1])))
+        return 1
+
+    ksr = sys.modules["KSR"]
+    monkeypatch.setattr(ksr, "ndb_redis", SimpleNamespace(
+        redis_cmd=cmd, redis_cmd_p1=cmd, redis_cmd_p2=cmd, redis_cmd_p3=cmd), raising=False)
+    monkeypatch.setattr(ksr, "pv", SimpleNamespace(get=lambda name: 1), raising=False)
+    transport = NdbTransport()
+    transport.loaded.add(SCRIPT.sha)
+    transport.run(SCRIPT, ["k"], args)
+    assert sent == [(command.format(sha=SCRIPT.sha), params)]

@@ -72,14 +72,18 @@ class NdbTransport:
         self.answered = True  # the last command was answered (else: one server per command)
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
-        tokens, params = [], []
-        for arg in (str(len(keys)), *keys, *args):
-            if self.SAFE.fullmatch(arg):
-                tokens.append(arg)
-            else:
-                tokens.append("%s")
-                params.append(arg)
-        tail = " ".join(tokens)
+        words = (str(len(keys)), *keys, *args)
+        tail = " ".join(words)  # every word a plain token (one match for all, in C) ...
+        params: list[str] = []
+        if "" in words or not self.SAFE.fullmatch("".join(words)):
+            tokens = []  # ... else those that are not travel as %s parameters
+            for arg in words:
+                if self.SAFE.fullmatch(arg):
+                    tokens.append(arg)
+                else:
+                    tokens.append("%s")
+                    params.append(arg)
+            tail = " ".join(tokens)
         if script.sha in self.loaded:
             if self._command(f"EVALSHA {script.sha} {tail}", params) >= 0:
                 return self._value()
