@@ -20,7 +20,7 @@ from trunkedge.kamailio.adapter import mod_init  # noqa: E402
 
 if os.environ.get("TRUNKEDGE_PROFILE_DIR"):  # bench/per_step.py: steps timed, never in production
     sys.path.insert(0, str(_ROOT / "bench"))
-    from steps import instrument  # noqa: E402
+    from steps import instrument
 
     mod_init = instrument(mod_init)
 
