@@ -309,3 +309,13 @@ def test_border_cfg_removes_each_header_of_each_kind_of_message_natively(
     assert {name: tuple(re.findall(r'remove_hf\("([^"]+)"\);', body))
             for name, body in blocks.items()} == expected
     assert "Route" in expected[symbols.ROUTE_BORDER_INITIAL] and internal
+
+
+def test_border_cfg_with_no_internal_headers_is_still_a_valid_config(tmp_path: Path) -> None:
+    """strip_reply_headers: [] leaves the reply blocks without a header to remove."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["routing"] = {**doc.get("routing", {}), "strip_reply_headers": []}
+    cfg = render(parse_settings(doc), tmp_path, "s3cret")
+    text = (tmp_path / "border.cfg").read_text()
+    assert f"route[{symbols.ROUTE_STRIP_REPLY}] {{\n    return;\n}}" in text
+    modules_kamailio_loads(cfg)  # kamailio -c accepts it

@@ -136,8 +136,9 @@ def render_border(settings: Settings, rundir: Path) -> Path:
         symbols.ROUTE_STRIP_PRIVATE_REPLY: removed_from_replies(internal, private=True),
     }
     lines = ["# Rendered by `trunkedge run`: what messages lose at the border."]
-    for name, headers in blocks.items():
-        lines += [f"route[{name}] {{", *(f'    remove_hf("{h}");' for h in headers), "}"]
+    for name, headers in blocks.items():  # an empty block is a syntax error: return
+        body = [f'    remove_hf("{h}");' for h in headers] or ["    return;"]
+        lines += [f"route[{name}] {{", *body, "}"]
     path = rundir / "border.cfg"
     path.write_text("\n".join(lines) + "\n")
     return path
