@@ -30,6 +30,18 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
     server.stop(save=False)
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (to stop, pause or restart), stopped after it."""
+    _require("redis-server")
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    if server.proc is not None:
+        server.resume()  # a test that paused it (SIGSTOP) and failed before resuming
+    server.stop(save=False)
+
+
 @pytest.fixture(scope="session")
 def gateways(workdir: Path) -> Iterator[dict[str, Gateway]]:
     _require("sipp")

@@ -210,14 +210,6 @@ def test_a_real_prometheus_scrapes_the_edge(ops: Ops, tmp_path: Path) -> None:
         proc.wait(10)
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop(save=False)
-
-
 def stream_call_ids(server: RedisServer) -> list[str]:
     return [fields[b"call_id"].decode() for _, fields in server.client().xrange(STREAM)]
 

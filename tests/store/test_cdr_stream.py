@@ -5,7 +5,6 @@ once published; the watcher publishes every heartbeat."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +25,13 @@ KEYS = Keys("cdr-test:")
 EDGE = "e1"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    s = RedisServer(tmp_path / "redis")
-    s.start()
-    yield s
-    s.stop(save=False)
-
-
 def spool_of(tmp_path: Path, clock_s: float | None = None) -> Spool:
     return Spool(tmp_path / "spool", EDGE) if clock_s is None else \
         Spool(tmp_path / "spool", EDGE, clock=lambda: clock_s)
 
 
-def publisher(server: RedisServer, spool: Spool, maxlen: int = 1_000_000) -> Publisher:
-    return Publisher(server.client(), KEYS, spool, maxlen)
+def publisher(own_redis: RedisServer, spool: Spool, maxlen: int = 1_000_000) -> Publisher:
+    return Publisher(own_redis.client(), KEYS, spool, maxlen)
 
 
 def append(spool: Spool, first: int, count: int) -> None:
@@ -60,9 +51,9 @@ def spooled_ids(spool: Spool) -> list[str]:
     return ids
 
 
-def stream(server: RedisServer) -> list[dict[str, str]]:
+def stream(own_redis: RedisServer) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in server.client().xrange(KEYS.cdrs)]
+            for _, fields in own_redis.client().xrange(KEYS.cdrs)]
 
 
 def flush_all(pub: Publisher) -> int:
@@ -73,13 +64,13 @@ def flush_all(pub: Publisher) -> int:
 
 
 def test_each_record_is_published_once_in_order_with_its_spool_id(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 250)
-    pub = publisher(server, spool)
+    pub = publisher(own_redis, spool)
     assert pub.flush() == 250  # two script calls (batches of 200), one flush
     assert pub.flush() == 0
-    entries = stream(server)
+    entries = stream(own_redis)
     assert [e["call_id"] for e in entries] == [f"c{n}" for n in range(250)]
     assert [e["id"] for e in entries] == spooled_ids(spool)
     assert list(entries[0]) == ["kind", "call_id", "answer_ms", "status", "private", "edge",
@@ -87,35 +78,35 @@ def test_each_record_is_published_once_in_order_with_its_spool_id(
     assert (entries[0]["status"], entries[0]["answer_ms"], entries[0]["private"]) == (
         "200", "", "0")
     (segment,) = spool.segments()
-    assert int(server.client().get(KEYS.cdr_offset(EDGE, segment.name))) == \
+    assert int(own_redis.client().get(KEYS.cdr_offset(EDGE, segment.name))) == \
         segment.stat().st_size
     append(spool, 250, 1)
-    assert pub.flush() == 1 and stream(server)[-1]["call_id"] == "c250"
+    assert pub.flush() == 1 and stream(own_redis)[-1]["call_id"] == "c250"
 
 
 def test_a_flush_publishes_at_most_max_records_and_the_stream_is_capped(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 500)
-    pub = publisher(server, spool, maxlen=100)
+    pub = publisher(own_redis, spool, maxlen=100)
     assert [pub.flush(max_records=150) for _ in range(4)] == [150, 150, 150, 50]
-    assert 100 <= server.client().xlen(KEYS.cdrs) < 500  # MAXLEN ~ trims whole nodes
-    assert stream(server)[-1]["call_id"] == "c499"
+    assert 100 <= own_redis.client().xlen(KEYS.cdrs) < 500  # MAXLEN ~ trims whole nodes
+    assert stream(own_redis)[-1]["call_id"] == "c499"
 
 
 def test_a_redis_outage_mid_way_publishes_every_record_exactly_once(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 300)
-    pub = publisher(server, spool)
+    pub = publisher(own_redis, spool)
     assert pub.flush(max_records=100) == 100
-    server.stop(save=True)
+    own_redis.stop(save=True)
     append(spool, 300, 200)  # calls go on ending while Redis is down
     with pytest.raises((StoreUnavailable, redis.RedisError)):
         pub.flush()
-    server.start()
+    own_redis.start()
     assert flush_all(pub) == 400
-    ids = [e["id"] for e in stream(server)]
+    ids = [e["id"] for e in stream(own_redis)]
     assert len(ids) == len(set(ids)) == 500 and ids == spooled_ids(spool)
 
 
@@ -134,18 +125,18 @@ class LostReply:
         raise redis.ConnectionError("connection lost before the reply")
 
 
-def test_a_lost_reply_is_never_published_twice(server: RedisServer, tmp_path: Path) -> None:
+def test_a_lost_reply_is_never_published_twice(own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 50)
-    server.client().script_load(CDR_PUBLISH.source)
-    lossy = Publisher(LostReply(server.client()), KEYS, spool, 1_000_000)
+    own_redis.client().script_load(CDR_PUBLISH.source)
+    lossy = Publisher(LostReply(own_redis.client()), KEYS, spool, 1_000_000)
     with pytest.raises(StoreUnavailable):
         lossy.flush()
-    assert flush_all(publisher(server, spool)) == 0  # the offset moved with the records
+    assert flush_all(publisher(own_redis, spool)) == 0  # the offset moved with the records
     append(spool, 50, 1)
     with pytest.raises(StoreUnavailable):
         lossy.flush()
-    assert [e["id"] for e in stream(server)] == spooled_ids(spool)
+    assert [e["id"] for e in stream(own_redis)] == spooled_ids(spool)
 
 
 class Overtaken:
@@ -164,44 +155,44 @@ class Overtaken:
 
 
 def test_two_publishers_of_one_spool_never_publish_a_record_twice(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 40)
-    late = Publisher(Overtaken(server.client(), publisher(server, spool)), KEYS, spool, 1000)
+    late = Publisher(Overtaken(own_redis.client(), publisher(own_redis, spool)), KEYS, spool, 1000)
     assert late.flush() == 0  # its offsets were stale: the script refused them
-    assert [e["id"] for e in stream(server)] == spooled_ids(spool)
+    assert [e["id"] for e in stream(own_redis)] == spooled_ids(spool)
 
 
 def test_a_restarted_edge_resumes_from_the_offsets_in_redis(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     append(spool_of(tmp_path), 0, 120)
-    assert publisher(server, spool_of(tmp_path)).flush(max_records=70) == 70
+    assert publisher(own_redis, spool_of(tmp_path)).flush(max_records=70) == 70
     restarted = spool_of(tmp_path)  # a new process: nothing but the spool and Redis
     append(restarted, 120, 10)
-    assert flush_all(publisher(server, restarted)) == 60
-    assert [e["call_id"] for e in stream(server)] == [f"c{n}" for n in range(130)]
+    assert flush_all(publisher(own_redis, restarted)) == 60
+    assert [e["call_id"] for e in stream(own_redis)] == [f"c{n}" for n in range(130)]
 
 
 def test_an_old_segment_is_deleted_only_once_all_of_it_is_published(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     now = 1738332000.0  # 2025-01-31 14:00 UTC
     append(spool_of(tmp_path, now - 7200), 0, 3)  # 12:00, long closed
     spool = spool_of(tmp_path, now)
     append(spool, 3, 2)
     old, current = spool.segments()
-    pub = publisher(server, spool)
+    pub = publisher(own_redis, spool)
     assert pub.flush(max_records=2) == 2
     assert old.exists()  # a record of it still to publish
     assert pub.flush() == 3
     assert not old.exists() and current.exists()
-    client = server.client()
+    client = own_redis.client()
     assert client.get(KEYS.cdr_offset(EDGE, old.name)) is None
     assert int(client.get(KEYS.cdr_offset(EDGE, current.name))) == current.stat().st_size
-    assert [e["call_id"] for e in stream(server)] == [f"c{n}" for n in range(5)]
+    assert [e["call_id"] for e in stream(own_redis)] == [f"c{n}" for n in range(5)]
 
 
 def test_a_line_that_is_not_a_record_is_published_as_invalid_not_lost(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 1)
     (segment,) = spool.segments()
@@ -209,37 +200,37 @@ def test_a_line_that_is_not_a_record_is_published_as_invalid_not_lost(
     with segment.open("ab") as f:
         f.write(b'{"kind":"ca\n')
         f.write(json.dumps({"status": 200, "x": [1], "b": True}).encode() + b"\n")
-    assert publisher(server, spool).flush() == 3
-    _, invalid, nested = stream(server)
+    assert publisher(own_redis, spool).flush() == 3
+    _, invalid, nested = stream(own_redis)
     assert invalid == {"kind": "invalid", "raw": '{"kind":"ca',
                        "id": f"{EDGE}:{segment.name}:{start}"}
     assert list(nested.items())[:3] == [("status", "200"), ("b", "1"), ("x", "[1]")]
 
 
 def test_the_watcher_publishes_the_spool_every_heartbeat(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     spool = spool_of(tmp_path)
     append(spool, 0, 5)
     board = Board()
-    w = Watcher(RedisSettings(url=server.url, prefix=KEYS.prefix), board,
-                publisher=publisher(server, spool))
+    w = Watcher(RedisSettings(url=own_redis.url, prefix=KEYS.prefix), board,
+                publisher=publisher(own_redis, spool))
     w.run_for(0.05)
-    assert len(stream(server)) == 5
+    assert len(stream(own_redis)) == 5
     append(spool, 5, 2)
     w.run_for(0.15)
-    assert len(stream(server)) == 7 and board.value is not None
+    assert len(stream(own_redis)) == 7 and board.value is not None
 
 
 def test_the_settings_make_the_publisher_of_this_edges_spool(
-        server: RedisServer, tmp_path: Path) -> None:
+        own_redis: RedisServer, tmp_path: Path) -> None:
     def settings(**cdr: object) -> Settings:
         return parse_settings({
             "listen": "udp:127.0.0.1:5060", "base_domain": "sip.example.net",
             "pops": {"eu1": ["sip:127.0.0.1:5091"]},
-            "redis": {"url": server.url, "prefix": KEYS.prefix},
+            "redis": {"url": own_redis.url, "prefix": KEYS.prefix},
             "cdr": {"spool_dir": str(tmp_path / "spool"), "edge_name": EDGE, **cdr}})
     pub = publisher_for(settings())
     assert pub is not None and pub.spool.directory.is_dir()
     append(spool_of(tmp_path), 0, 3)
-    assert pub.flush() == 3 and len(stream(server)) == 3
+    assert pub.flush() == 3 and len(stream(own_redis)) == 3
     assert publisher_for(settings(enabled=False)) is None

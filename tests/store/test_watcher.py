@@ -4,10 +4,6 @@ copied, and an unreachable or wedged Redis withdraws the lease."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from harness import RedisServer
 from trunkedge.core.limits import Commit, Held
@@ -56,31 +52,21 @@ class Board:
         return leased_version(self.value, time.monotonic())
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    s = RedisServer(tmp_path / "redis")
-    s.start()
-    yield s
-    if s.proc is not None:
-        s.resume()
-    s.stop(save=False)
-
-
-def watcher(server: RedisServer) -> tuple[Watcher, Board]:
+def watcher(own_redis: RedisServer) -> tuple[Watcher, Board]:
     board = Board()
-    return Watcher(RedisSettings(url=server.url, prefix=PREFIX, timeout_ms=100), board), board
+    return Watcher(RedisSettings(url=own_redis.url, prefix=PREFIX, timeout_ms=100), board), board
 
 
-def test_a_change_marks_only_what_it_touched_on_the_next_call(server: RedisServer) -> None:
-    w, board = watcher(server)
+def test_a_change_marks_only_what_it_touched_on_the_next_call(own_redis: RedisServer) -> None:
+    w, board = watcher(own_redis)
     w.run_for(0.05)
     epoch = board.version
     assert epoch is not None and epoch.endswith(".1")  # Redis's run id, first session
-    prov = Provisioner(server.client(), Keys(PREFIX), REALM)
+    prov = Provisioner(own_redis.client(), Keys(PREFIX), REALM)
     prov.domain_create("acme")  # publishes what it touched with the change...
     w.run_for(0.01)  # ...so the very next look, well inside a heartbeat, sees it
     assert list(board.stales) == ["d:acme"] and board.version == epoch  # the rest stays warm
-    server.client().incr(f"{PREFIX}version")  # a writer that does not publish...
+    own_redis.client().incr(f"{PREFIX}version")  # a writer that does not publish...
     w.run_for(0.25)  # ...is seen within two heartbeats: anything may have changed
     assert board.version not in (None, epoch)
 
@@ -93,10 +79,10 @@ def test_a_lease_runs_out_when_the_watcher_stops_renewing_it() -> None:
     assert leased_version(None, 0) is None and leased_version("7 x", 0) is None
 
 
-def test_bans_reach_the_board(server: RedisServer) -> None:
-    client = server.client()
+def test_bans_reach_the_board(own_redis: RedisServer) -> None:
+    client = own_redis.client()
     client.set(f"{PREFIX}ban:198.51.100.1", "1", ex=60)  # banned before the watcher started
-    w, board = watcher(server)
+    w, board = watcher(own_redis)
     w.run_for(0.05)
     assert 0 < board.bans["198.51.100.1"] <= 60
     store = Store(RedisSettings(prefix=PREFIX), RedisPyTransport(client))
@@ -106,23 +92,23 @@ def test_bans_reach_the_board(server: RedisServer) -> None:
 
 
 def test_a_stopped_redis_withdraws_the_lease_and_a_restarted_one_renews_it(
-        server: RedisServer) -> None:
-    w, board = watcher(server)
+        own_redis: RedisServer) -> None:
+    w, board = watcher(own_redis)
     w.run_for(0.05)
     before = board.version
-    server.stop(save=False)
+    own_redis.stop(save=False)
     w.run_for(0.05)
     assert board.value is None
-    server.start()  # it may hold anything now (and changes were missed): a new epoch
+    own_redis.start()  # it may hold anything now (and changes were missed): a new epoch
     w.run_for(0.3)
     assert board.version not in (None, before)
 
 
 def test_a_wedged_redis_withdraws_the_lease_within_a_heartbeat_and_timeout(
-        server: RedisServer) -> None:
-    w, board = watcher(server)
+        own_redis: RedisServer) -> None:
+    w, board = watcher(own_redis)
     w.run_for(0.05)
-    server.pause()
+    own_redis.pause()
     started = time.monotonic()
     while board.value is not None and time.monotonic() - started < 2:
         w.run_for(0.02)
@@ -131,8 +117,8 @@ def test_a_wedged_redis_withdraws_the_lease_within_a_heartbeat_and_timeout(
 
 
 def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
-        server: RedisServer) -> None:
-    client = server.client()
+        own_redis: RedisServer) -> None:
+    client = own_redis.client()
     prov = Provisioner(client, Keys(PREFIX), REALM)
     prov.domain_create("acme")
     trips: list[str] = []
@@ -160,13 +146,13 @@ def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
 
 
 def test_live_calls_keep_their_channels_and_ended_ones_are_released(
-        server: RedisServer) -> None:
-    client, board = server.client(), Board()
+        own_redis: RedisServer) -> None:
+    client, board = own_redis.client(), Board()
     key = f"{PREFIX}ch:d:acme"
     client.zadd(key, {"e:live": 1, "e:ended": 1})  # leases long run out
     board.live = [Held("e:live", ("d:acme",))]
     board.over = {"e:ended": Held("e:ended", ("d:acme",))}
-    w = Watcher(RedisSettings(url=server.url, prefix=PREFIX), board, channel_lease_s=30)
+    w = Watcher(RedisSettings(url=own_redis.url, prefix=PREFIX), board, channel_lease_s=30)
     w.run_for(0.05)
     score = client.zscore(key, "e:live")
     assert score is not None and score > time.time() * 1000 + 25_000  # renewed: 30 s on
