@@ -106,7 +106,7 @@ def counted(out: Path) -> dict[int, int]:
 
 
 def measure(target: str, scenario: str, calls: int, work: Path, records: bool = True,
-            domains: int = 1, cidrs: int = 1) -> dict[str, Any]:
+            metrics: bool = True, domains: int = 1, cidrs: int = 1) -> dict[str, Any]:
     out = work / "callgrind"
     out.mkdir(parents=True)
     wrapper = valgrind_kamailio(work / "bin", out)
@@ -119,7 +119,7 @@ def measure(target: str, scenario: str, calls: int, work: Path, records: bool = 
         redis.start()
         gateway.start()
         edge = bench_edge(work / "edge", redis.url, gateway.uri, CHILDREN, "tlsf",
-                          records=records)
+                          metrics=metrics, records=records)
         edge.write_settings()
         provision(edge, population(domains, cidrs))
         runner = start_edge(edge) if target == "edge" else start_native(
@@ -143,7 +143,8 @@ def measure(target: str, scenario: str, calls: int, work: Path, records: bool = 
     per_process = counted(out)
     pids = sorted(per_process)
     done = max(line["calls"], 1)
-    return {"target": target, "scenario": scenario, "records": records, "domains": domains,
+    return {"target": target, "scenario": scenario, "records": records, "metrics": metrics,
+            "work": str(work), "domains": domains,
             "cidrs": cidrs, "calls": line["calls"],
             "failed": line["failed"],
             "worker_instructions_per_call": sum(per_process[p] for p in pids[1:1 + CHILDREN])
@@ -160,6 +161,8 @@ def main() -> int:
     ap.add_argument("--cidrs", type=int, default=1)
     ap.add_argument("--no-records", action="store_true",
                     help="the edge without call detail records (to see what they cost)")
+    ap.add_argument("--no-metrics", action="store_true",
+                    help="the edge without its Prometheus endpoint (to see what it costs)")
     args = ap.parse_args()
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("valgrind is not installed (Debian: valgrind)", file=sys.stderr)
@@ -171,7 +174,8 @@ def main() -> int:
             if scenario.endswith(LIMITED) and target != "edge":
                 continue
             line = measure(target, scenario, args.calls, work / f"{target}-{scenario}",
-                           records=not args.no_records, domains=args.domains,
+                           records=not args.no_records, metrics=not args.no_metrics,
+                           domains=args.domains,
                            cidrs=args.cidrs)
             print(json.dumps(line), flush=True)
             if not line["failed"]:

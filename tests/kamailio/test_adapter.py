@@ -3,7 +3,9 @@ request, and what it answers. End-to-end tests run the same code in real Kamaili
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -16,13 +18,15 @@ from trunkedge.core import counters  # noqa: E402
 from trunkedge.core.reasons import Drop, Reason  # noqa: E402
 from trunkedge.kamailio import symbols  # noqa: E402
 from trunkedge.kamailio.adapter import Edge  # noqa: E402
+from trunkedge.kamailio.records import DialogEnd  # noqa: E402
 from trunkedge.settings import parse_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = parse_settings({
+SETTINGS_DOC = {
     "listen": ["udp:127.0.0.1:5060"], "base_domain": "sip.example.net",
     "pops": {"eu1": ["sip:127.0.0.1:5091"]},
-})
+}
+SETTINGS = parse_settings(SETTINGS_DOC)
 
 
 @pytest.fixture
@@ -195,3 +199,49 @@ def test_without_tls_connection_lifetimes_are_left_to_kamailio(edge: Edge, msg: 
     msg.method, msg.proto = "OPTIONS", "tcp"
     edge.request()
     assert not [c for c in msg.calls if c[0] == "tcp_set_connection_lifetime"]
+
+
+def dialog_facts(event: str, **given: str) -> str:
+    """What event_route[dialog:end|failed] hands the adapter (runner.render_dialog_events):
+    Kamailio prints "<null>" for a variable that is not set."""
+    facts = {name: given.get(name, symbols.UNSET) for name in symbols.DIALOG_END_FACTS}
+    return "\n".join((event, *facts.values()))
+
+
+def test_a_dialog_that_ends_frees_its_channels_and_writes_its_record(
+        msg: Message, tmp_path: Path) -> None:
+    settings = parse_settings({**SETTINGS_DOC, "cdr": {"spool_dir": str(tmp_path)}})
+    edge = Edge(settings, "test-secret")
+    head = '{"kind":"call","call_id":"c1"'
+    edge.ksr_dialog_event(msg, dialog_facts(
+        symbols.DIALOG_END, held="edge-1:abc d:acme.example", answered="1000.5",
+        method="BYE", from_tag="caller-tag", call=f"caller-tag\neu1\nsip:gw1\n{head}"))
+    assert msg.htable[(symbols.HT_ENDED, "edge-1:abc")] == "d:acme.example"
+    [segment] = tmp_path.glob("cdr-*.jsonl")
+    record = json.loads(segment.read_text())
+    assert (record["call_id"], record["hangup"], record["answer_ms"], record["pop"],
+            record["gateway"], record["failovers"]) == \
+        ("c1", "caller", "1000500", "eu1", "sip:gw1", "0")
+
+
+def test_a_failed_dialog_records_its_final_status_and_failover(
+        msg: Message, tmp_path: Path) -> None:
+    settings = parse_settings({**SETTINGS_DOC, "cdr": {"spool_dir": str(tmp_path)}})
+    edge = Edge(settings, "test-secret")
+    edge.ksr_dialog_event(msg, dialog_facts(
+        symbols.DIALOG_FAILED, status="503", by_edge="1", pop="eu2", gateway="sip:gw2",
+        failovers="1", method="INVITE", call='t\neu1\nsip:gw1\n{"kind":"call"'))
+    [segment] = tmp_path.glob("cdr-*.jsonl")
+    record = json.loads(segment.read_text())
+    assert (record["status"], record["hangup"], record["answer_ms"], record["duration_ms"],
+            record["pop"], record["failovers"]) == ("503", "edge", "", "0", "eu2", "1")
+
+
+def test_dialog_end_parses_the_facts_in_the_order_kamailio_formats_them() -> None:
+    assert [f.name for f in dataclasses.fields(DialogEnd)] == list(symbols.DIALOG_END_FACTS)
+
+
+def test_a_dialog_event_without_its_facts_is_logged_not_raised(msg: Message) -> None:
+    edge = Edge(SETTINGS, "test-secret")
+    assert edge.ksr_dialog_event(msg, f"{symbols.DIALOG_END}\nonly\nthree") == 1
+    assert any(c[0] == "err" and "without its facts" in c[1] for c in msg.calls)

@@ -33,7 +33,8 @@ def domain(*nets: str) -> DomainView:
 def request(source: str = "192.0.2.10", preferred: str | None = None,
             credentials: digest.Credentials | None = None) -> InitialRequest:
     return InitialRequest(
-        host="acme.sip.example.net", method="INVITE", ruri="sip:+3123456789@acme.sip.example.net",
+        host="acme.sip.example.net", method="INVITE", call_id="call-1",
+        ruri="sip:+3123456789@acme.sip.example.net",
         from_uri="sip:+31201234567@pbx", preferred=preferred, privacy=None,
         call=CallFacts(source_ip=source, ruri_user="+3123456789", from_user="+31201234567",
                        credentials=credentials))

@@ -81,7 +81,8 @@ def test_the_wrapper_sets_sockets_paths_and_secret_then_includes_the_main_cfg(
     assert includes[0] == f'include_file "{MAIN_CFG}"'
     # the example serves metrics: their modules come after the main config's
     assert includes[1:] == [f'include_file "{tmp_path / "metrics.cfg"}"',
-                            f'include_file "{tmp_path / "border.cfg"}"']
+                            f'include_file "{tmp_path / "border.cfg"}"',
+                            f'include_file "{tmp_path / "dialog_events.cfg"}"']
     assert text.rstrip().endswith(includes[-1])
     argv = kamailio_argv(s, cfg, tmp_path)
     assert argv[1:5] == ["-f", str(cfg), "-DD", "-E"]
@@ -319,3 +320,19 @@ def test_border_cfg_with_no_internal_headers_is_still_a_valid_config(tmp_path: P
     text = (tmp_path / "border.cfg").read_text()
     assert f"route[{symbols.ROUTE_STRIP_REPLY}] {{\n    return;\n}}" in text
     modules_kamailio_loads(cfg)  # kamailio -c accepts it
+
+
+def test_the_dialog_events_hand_the_adapter_every_fact_in_one_string(tmp_path: Path) -> None:
+    """event_route[dialog:end|failed] format what records.DialogEnd parses, in its order;
+    the answer time is kept natively."""
+    render(load_settings(EXAMPLE), tmp_path, "s3cret")
+    text = (tmp_path / "dialog_events.cfg").read_text()
+    calls = dict(re.findall(r'event_route\[([\w:]+)\] \{\n    python_exec\("'
+                            + symbols.CB_DIALOG_EVENT + r'", "(.*)"\);\n\}', text))
+    assert set(calls) == set(symbols.DIALOG_ENDED)
+    for event, facts in calls.items():
+        name, *values = facts.split("\\n")
+        assert name == event
+        assert values == list(symbols.DIALOG_END_FACTS.values())
+    assert list(symbols.DIALOG_END_FACTS)[-1] == "call"  # lines of its own: last
+    assert f"event_route[dialog:start] {{\n    {symbols.ANSWERED_VAR} = $TV(Sn);\n}}" in text

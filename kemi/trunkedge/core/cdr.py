@@ -4,7 +4,6 @@ Never a password, HA1 or nonce."""
 
 from __future__ import annotations
 
-import json
 from json.encoder import encode_basestring_ascii as _quoted  # a JSON string, in C
 
 FIELDS = ("kind", "call_id", "start_ms", "answer_ms", "end_ms", "duration_ms", "status",
@@ -12,7 +11,6 @@ FIELDS = ("kind", "call_id", "start_ms", "answer_ms", "end_ms", "duration_ms", "
           "transport", "pop", "gateway", "failovers", "asserted", "private", "edge")
 """Every record has these fields, in this order (the CSV export's columns and the stream
 entry's fields; a spool line may hold them in another order)."""
-_compact = json.JSONEncoder(separators=(",", ":")).encode  # made once, not per record
 
 
 def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str | None,
@@ -21,12 +19,12 @@ def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str |
     """What is known of an admitted call when it is relayed, kept with its dialog until
     it ends: the record's JSON object so far, without its closing brace (closed() adds
     the rest: no decoding and encoding again when the call ends)."""
-    head = _compact({"kind": "call", "call_id": call_id, "start_ms": str(start_ms),
-                     "domain": domain, "acl": acl, "account": account or "",
-                     "source_ip": source_ip, "source_port": source_port,
-                     "transport": transport, "asserted": asserted,
-                     "private": "1" if private else "0", "edge": edge})
-    return head[:-1]
+    return (f'{{"kind":"call","call_id":{_quoted(call_id)},"start_ms":"{start_ms}",'
+            f'"domain":{_quoted(domain)},"acl":{_quoted(acl)},'
+            f'"account":{_quoted(account or "")},"source_ip":{_quoted(source_ip)},'
+            f'"source_port":{_quoted(source_port)},"transport":{_quoted(transport)},'
+            f'"asserted":{_quoted(asserted)},"private":"{1 if private else 0}",'
+            f'"edge":{_quoted(edge)}')
 
 
 def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: int,

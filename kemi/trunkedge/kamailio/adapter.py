@@ -39,7 +39,7 @@ from trunkedge.kamailio.ksr_io import (
     known_source,
     pv,
 )
-from trunkedge.kamailio.records import RECORDS
+from trunkedge.kamailio.records import RECORDS, DialogEnd
 from trunkedge.kamailio.relay import Relay
 from trunkedge.kamailio.replies import log_refusal, refuse, reply
 from trunkedge.settings import SECRET_ENV, SETTINGS_ENV, Settings, load_settings
@@ -47,7 +47,6 @@ from trunkedge.store.cdr_stream import publisher_for
 from trunkedge.store.watcher import Watcher
 
 WATCH_S = 1.0  # each call of the watcher's timer watches this long
-DIALOG_ENDED = frozenset({"dialog:end", "dialog:failed"})
 GC_YOUNG_THRESHOLD = 20_000  # allocations between collections of the youngest generation
 MAX_FORWARDS = 10  # Max-Forwards added when missing (RFC 3261 §16.6)
 # sanity: the default checks but digest credentials (the edge parses those itself)
@@ -147,21 +146,27 @@ class Edge:
             KSR.xhttp.xhttp_reply(404, "NotFound", "text/plain", "not found\n")
         return 1
 
-    def ksr_dialog_event(self, msg: object, event: str) -> int:
+    def ksr_dialog_event(self, msg: object, facts: str) -> int:
         """A dialog ended (BYE from either side, timeout) or failed (CANCEL, a final
-        error): kamailio.cfg's event_route[dialog:end|failed] call it (python_exec) with
-        the event's name. Its channels are free, its record is written."""
-        if event in DIALOG_ENDED:
-            guarded(lambda: self.dialog_ended(event == "dialog:end"), "dialog event")
+        error): the event_route[dialog:end|failed] blocks call it (python_exec) with the
+        event's name and the call's facts (records.DialogEnd), one per line."""
+        event, _, rest = facts.partition("\n")
+        if event in symbols.DIALOG_ENDED:
+            guarded(lambda: self.dialog_ended(event == symbols.DIALOG_END, rest),
+                    "dialog event")
         return 1
 
     @staticmethod
-    def dialog_ended(answered: bool) -> None:
+    def dialog_ended(answered: bool, facts: str) -> None:
         """Its channels are free, its record is written."""
-        held = Held.decode(pv(symbols.HELD_VAR))
+        end = DialogEnd.parse(facts)
+        if end is None:
+            KSR.err(f"trunkedge: dialog event without its facts: {facts!r}\n")
+            return
+        held = Held.decode(end.held)
         if held is not None:
             end_here(held)
-        RECORDS.ended(answered)
+        RECORDS.ended(answered, end)
 
     # -- the request route ----------------------------------------------------------------
     def request(self) -> None:

@@ -77,6 +77,7 @@ class InitialRequest:
 
     host: str
     method: str
+    call_id: str
     ruri: str
     from_uri: str
     preferred: str | None  # P-Preferred-Identity
@@ -115,7 +116,7 @@ def read_request(realm: str) -> InitialRequest:
         values.append(value)
     from_uri = pv("$fu")
     return InitialRequest(
-        host=pv("$rd"), method=pv("$rm"), ruri=pv("$ru"), from_uri=from_uri,
+        host=pv("$rd"), method=pv("$rm"), call_id=pv("$ci"), ruri=pv("$ru"), from_uri=from_uri,
         preferred=KSR.hdr.get("P-Preferred-Identity"), privacy=KSR.hdr.get("Privacy"),
         call=CallFacts(source_ip=pv("$si"), ruri_user=pv("$rU"), from_user=pv("$fU"),
                        credentials=digest.credentials_for_realm(values, realm),
@@ -187,7 +188,7 @@ class Admission:
         claim = digest.replay_claim(creds, state, self.nonces, now) if creds else None
         held = self.commit(request, target, decision, lookup, claim)
         if held is not False:
-            self.relay_held(decision, identity, held, target.domain)
+            self.relay_held(request, decision, identity, held, target.domain)
 
     def settled(self, request: InitialRequest, target: Target, lookup: Lookup,
                 state: digest.NonceState, algorithms: tuple[str, ...]) -> Settled:
@@ -245,7 +246,7 @@ class Admission:
         remember_source(source)  # attributed to a customer: its limits govern it
         if claim is None and not scopes:
             return None
-        member = f"{self.edge_id}:{call_hash(pv('$ci'))}"
+        member = f"{self.edge_id}:{call_hash(request.call_id)}"
         outcome, banned_for = self.store.commit(source, claim, scopes, member, self.lease_ms)
         if outcome is Commit.BANNED:
             ban_here(source, banned_for)
@@ -258,14 +259,15 @@ class Admission:
         held = channel_scopes(scopes)
         return Held(member, held) if held else None
 
-    def relay_held(self, admit: Admit, identity: IdentityEdits, held: Held | None,
-                   domain: str) -> None:
+    def relay_held(self, request: InitialRequest, admit: Admit, identity: IdentityEdits,
+                   held: Held | None, domain: str) -> None:
         """Relay. The dialog module tracks the call until it ends, for its record and
         the channels it holds (released at once if it could not be relayed)."""
         chosen = self.relay.select(admit, identity)
         if chosen is not None and (held is not None or RECORDS.enabled):
             KSR.dialog.dlg_manage()
-            RECORDS.opened(admit, identity, domain, *chosen)
+            RECORDS.opened(request.call_id, request.call.source_ip, admit, identity, domain,
+                           *chosen)
         if held is not None:
             if chosen is None:
                 end_here(held)

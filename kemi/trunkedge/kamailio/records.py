@@ -6,6 +6,7 @@ INVITE gets its record at once. The record's fields are core.cdr's."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import KSR
 
@@ -17,12 +18,37 @@ from trunkedge.kamailio.ksr_io import pv
 from trunkedge.settings import Settings
 from trunkedge.store.cdr_spool import Spool, encode
 
-CALL_VAR = "$dlg_var(te_cdr)"  # the call as opened: CALL_PARTS, one per line
-CALL_PARTS = 4  # the caller's From tag, the first POP and gateway, core.cdr.opened's head
-POP_VAR, GATEWAY_VAR = "$dlg_var(te_pop)", "$dlg_var(te_gw)"  # after a failover
-FAILOVERS_VAR = "$dlg_var(te_fo)"
-STATUS_VAR = "$dlg_var(te_code)"  # the final status, when not a 2xx
-BY_EDGE_VAR = "$dlg_var(te_by_edge)"  # the edge answered it itself (every gateway failed)
+CALL_PARTS = 4  # symbols.CALL_VAR's lines: the caller's From tag, the first POP and
+# gateway, core.cdr.opened's head
+
+
+@dataclass(frozen=True, slots=True)
+class DialogEnd:
+    """What Kamailio tells of a call that ended (answered) or failed: the dialog's
+    variables and the message that ended it, in symbols.DIALOG_END_FACTS's order ("" for
+    what is not set)."""
+
+    held: str
+    answered: str  # "seconds.microseconds", set natively when the call was answered
+    status: str
+    by_edge: str
+    pop: str
+    gateway: str
+    failovers: str
+    method: str
+    from_tag: str
+    call: str
+
+    @classmethod
+    def parse(cls, text: str) -> DialogEnd | None:
+        """None when the text does not hold every fact (never for what Kamailio wrote)."""
+        values = text.split("\n", FACTS - 1)
+        if len(values) != FACTS:
+            return None
+        return cls(*["" if v == symbols.UNSET else v for v in values])
+
+
+FACTS = len(symbols.DIALOG_END_FACTS)
 
 
 def now_ms() -> int:
@@ -49,52 +75,52 @@ class Records:
         self.enabled = settings.cdr.enabled
         self.edge = settings.cdr.edge
         self.directory = settings.cdr.spool_dir
+        self.spool = None
 
     def write(self, line: bytes) -> None:
         if self.spool is None:
             self.spool = Spool(self.directory, self.edge)
         self.spool.append(line)
 
-    def opened(self, admit: Admit, identity: IdentityEdits, domain: str, pop: str,
-               gateway: str) -> None:
+    def opened(self, call_id: str, source_ip: str, admit: Admit, identity: IdentityEdits,
+               domain: str, pop: str, gateway: str) -> None:
         """An admitted call is relayed: what its record will say, kept with its dialog."""
         if not self.enabled:
             return
         head = cdr.opened(
-            call_id=pv("$ci"), start_ms=now_ms(), domain=domain, acl=admit.acl,
-            account=admit.username, source_ip=pv("$si"), source_port=pv("$sp"),
+            call_id=call_id, start_ms=now_ms(), domain=domain, acl=admit.acl,
+            account=admit.username, source_ip=source_ip, source_port=pv("$sp"),
             transport=pv("$pr"), asserted=identity.asserted, private=identity.private,
             edge=self.edge)
         # newlines part them: none can be in a tag, a POP's name, a URI or in JSON text
-        KSR.pv.sets(CALL_VAR, f"{pv('$ft')}\n{pop}\n{gateway}\n{head}")
+        KSR.pv.sets(symbols.CALL_VAR, f"{pv('$ft')}\n{pop}\n{gateway}\n{head}")
 
     def failed_over(self, pop: str, gateway: str) -> None:
         if self.enabled:
-            KSR.pv.sets(POP_VAR, pop)
-            KSR.pv.sets(GATEWAY_VAR, gateway)
-            KSR.pv.sets(FAILOVERS_VAR, str(int(pv(FAILOVERS_VAR) or 0) + 1))
+            KSR.pv.sets(symbols.POP_VAR, pop)
+            KSR.pv.sets(symbols.GATEWAY_VAR, gateway)
+            KSR.pv.sets(symbols.FAILOVERS_VAR, str(int(pv(symbols.FAILOVERS_VAR) or 0) + 1))
 
     def final(self, status: int, by_edge: bool = False) -> None:
         """A final answer other than 2xx (from the far end, or the edge's own)."""
         if self.enabled:
-            KSR.pv.sets(STATUS_VAR, str(status))
+            KSR.pv.sets(symbols.STATUS_VAR, str(status))
             if by_edge:
-                KSR.pv.sets(BY_EDGE_VAR, "1")
+                KSR.pv.sets(symbols.BY_EDGE_VAR, "1")
 
-    def ended(self, ended: bool) -> None:
+    def ended(self, answered: bool, end: DialogEnd) -> None:
         """The dialog ended (answered) or failed: its record goes to the spool."""
-        parts = pv(CALL_VAR).split("\n", CALL_PARTS - 1)
+        parts = end.call.split("\n", CALL_PARTS - 1)
         if not self.enabled or len(parts) != CALL_PARTS:
             return
         caller_tag, pop, gateway, head = parts
-        answer = pv(symbols.ANSWERED_VAR)  # "seconds.microseconds", set by kamailio.cfg
-        status = 200 if ended else int(pv(STATUS_VAR) or 500)
-        hangup = cdr.hangup_of(ended, pv("$rm"), pv("$ft"), caller_tag, status,
-                               pv(BY_EDGE_VAR) == "1")
+        status = 200 if answered else int(end.status or 500)
+        hangup = cdr.hangup_of(answered, end.method, end.from_tag, caller_tag, status,
+                               end.by_edge == "1")
         self.write(cdr.closed(
-            head, answer_ms=seconds_to_ms(answer), end_ms=now_ms(), status=status,
-            hangup=hangup, pop=pv(POP_VAR) or pop, gateway=pv(GATEWAY_VAR) or gateway,
-            failovers=int(pv(FAILOVERS_VAR) or 0)).encode())
+            head, answer_ms=seconds_to_ms(end.answered), end_ms=now_ms(), status=status,
+            hangup=hangup, pop=end.pop or pop, gateway=end.gateway or gateway,
+            failovers=int(end.failovers or 0)).encode())
 
     def refused(self, refusal: Refuse, domain: str) -> None:
         """A refused initial INVITE's record."""

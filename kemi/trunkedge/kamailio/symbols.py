@@ -42,9 +42,26 @@ REDIS_REPLY = "te"  # the reply container the adapter reads ($redis(te=>...))
 
 # AVPs
 PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
+
+# dialog variables: what the dialog module keeps with a call until it ends
 HELD_VAR = "$dlg_var(te_held)"  # the channels the dialog holds (core.limits.Held)
-DLG_ANSWERED = "te_ans"  # dialog variable: when the call was answered (s.µs, kamailio.cfg)
-ANSWERED_VAR = f"$dlg_var({DLG_ANSWERED})"
+ANSWERED_VAR = "$dlg_var(te_ans)"  # when the call was answered (s.µs, set natively)
+CALL_VAR = "$dlg_var(te_cdr)"  # the call as opened for its record (kamailio.records)
+POP_VAR, GATEWAY_VAR = "$dlg_var(te_pop)", "$dlg_var(te_gw)"  # after a failover
+FAILOVERS_VAR = "$dlg_var(te_fo)"
+STATUS_VAR = "$dlg_var(te_code)"  # the final status, when not a 2xx
+BY_EDGE_VAR = "$dlg_var(te_by_edge)"  # the edge answered it itself (every gateway failed)
+
+DIALOG_END_FACTS = {
+    "held": HELD_VAR, "answered": ANSWERED_VAR, "status": STATUS_VAR, "by_edge": BY_EDGE_VAR,
+    "pop": POP_VAR, "gateway": GATEWAY_VAR, "failovers": FAILOVERS_VAR,
+    "method": "$rm", "from_tag": "$ft", "call": CALL_VAR}
+"""What event_route[dialog:end|failed] hands CB_DIALOG_EVENT in one string (Kamailio
+formats it: no variable read back from Python): the event's name, then these, one per
+line; the last (lines of its own) must stay last. runner.render_dialog_events writes it."""
+DIALOG_END, DIALOG_FAILED = "dialog:end", "dialog:failed"  # a call ended: answered, or not
+DIALOG_ENDED = (DIALOG_END, DIALOG_FAILED)
+UNSET = "<null>"  # how Kamailio formats a variable that is not set
 
 SUBSTITUTIONS = {
     "TE_HT_METRICS": HT_METRICS,
@@ -53,13 +70,11 @@ SUBSTITUTIONS = {
     "TE_CB_SL_REPLY": CB_SL_REPLY,
     "TE_CB_DISPATCHER_EVENT": CB_DISPATCHER_EVENT,
     "TE_CB_WATCH": CB_WATCH,
-    "TE_CB_DIALOG_EVENT": CB_DIALOG_EVENT,
     "TE_HT_CALLS": HT_CALLS,
     "TE_HT_KNOWN": HT_KNOWN,
     "TE_HT_ENDED": HT_ENDED,
     "TE_HT_STALE": HT_STALE,
     "TE_WATCH_TIMER": WATCH_TIMER,
-    "TE_DLG_ANSWERED": DLG_ANSWERED,
 }
 """What kamailio.cfg names through the wrapper's #!substdef (the rest it never names)."""
 
