@@ -8,13 +8,17 @@ import pytest
 
 from trunkedge.core import cdr
 
-CALL = cdr.opened(call_id='c1 "quoted" \\ ü', start_ms=1000, domain="acme", acl="roaming",
-                  account="31000000", source_ip="192.0.2.1", source_port="5060",
-                  transport="udp", asserted="+31201234567", private=False, edge="edge-1")
+CALL = cdr.opened('c1 "quoted" \\ ü', 1000, "192.0.2.1", "5060", "udp", cdr.customer(
+    domain="acme", acl="roaming", account="31000000", asserted="+31201234567", private=False,
+    edge="edge-1"))
 
 
-def closed(**end: object) -> dict[str, str]:
-    line = cdr.closed(CALL, **end)  # type: ignore[arg-type]
+def closed(*, pop: str, gateway: str, failovers: int, **end: object) -> dict[str, str]:
+    head = cdr.routed(CALL, "eu1", "sip:gw1", 0) if failovers else \
+        cdr.routed(CALL, pop, gateway, 0)
+    for n in range(1, failovers + 1):  # each failover replaces the POP and gateway
+        head = cdr.routed(head, pop, gateway, n)
+    line = cdr.closed(head, **end)  # type: ignore[arg-type]
     assert line.endswith("}\n") and "\n" not in line[:-1] and line.isascii()
     record: dict[str, str] = json.loads(line)
     return record
@@ -30,6 +34,17 @@ def test_an_answered_call_lasts_from_its_answer_to_its_end() -> None:
     assert (r["pop"], r["gateway"], r["failovers"]) == ("eu2", "sip:gw2", "1")
     assert r["account"] == "31000000" and r["reason"] == ""
     assert r["call_id"] == 'c1 "quoted" \\ ü'
+
+
+def test_failovers_leave_one_pop_and_gateway_however_the_call_id_reads() -> None:
+    head = cdr.opened('x,"pop":"eu9"', 1, "192.0.2.1", "5060", "udp", cdr.customer(
+        domain="d", acl="a", account=None, asserted="+31", private=True, edge="e"))
+    head = cdr.routed(cdr.routed(cdr.routed(head, "eu1", "sip:gw1", 0), "eu2", "sip:gw2", 1),
+                      "us1", "sip:gw3", 2)
+    r = json.loads(cdr.closed(head, None, 5, 503, "edge"))
+    assert (r["call_id"], r["pop"], r["gateway"], r["failovers"], r["private"]) == \
+        ('x,"pop":"eu9"', "us1", "sip:gw3", "2", "1")
+    assert head.count('"gateway"') == 1
 
 
 def test_an_unanswered_call_has_no_duration() -> None:

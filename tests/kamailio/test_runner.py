@@ -336,3 +336,13 @@ def test_the_dialog_events_hand_the_adapter_every_fact_in_one_string(tmp_path: P
         assert values == list(symbols.DIALOG_END_FACTS.values())
     assert list(symbols.DIALOG_END_FACTS)[-1] == "call"  # lines of its own: last
     assert f"event_route[dialog:start] {{\n    {symbols.ANSWERED_VAR} = $TV(Sn);\n}}" in text
+
+
+def test_without_records_only_a_call_holding_channels_goes_to_the_adapter_at_its_end(
+        tmp_path: Path) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["cdr"] = {**doc.get("cdr", {}), "enabled": False}
+    cfg = render(parse_settings(doc), tmp_path, "s3cret")
+    text = (tmp_path / "dialog_events.cfg").read_text()
+    assert text.count(f"if ({symbols.HELD_VAR} != $null) python_exec(") == 2
+    modules_kamailio_loads(cfg)  # kamailio -c accepts it

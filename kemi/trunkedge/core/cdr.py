@@ -13,18 +13,34 @@ FIELDS = ("kind", "call_id", "start_ms", "answer_ms", "end_ms", "duration_ms", "
 entry's fields; a spool line may hold them in another order)."""
 
 
-def opened(*, call_id: str, start_ms: int, domain: str, acl: str, account: str | None,
-           source_ip: str, source_port: str, transport: str, asserted: str, private: bool,
-           edge: str) -> str:
+def customer(*, domain: str, acl: str, account: str | None, asserted: str, private: bool,
+             edge: str) -> str:
+    """The fields of an admitted call that are its customer's (the same for a customer's
+    calls, so the adapter may keep them): opened()'s `customer`."""
+    return (f'"domain":{_quoted(domain)},"acl":{_quoted(acl)},'
+            f'"account":{_quoted(account or "")},"asserted":{_quoted(asserted)},'
+            f'"private":"{1 if private else 0}","edge":{_quoted(edge)}')
+
+
+def opened(call_id: str, start_ms: int, source_ip: str, source_port: str, transport: str,
+           customer: str) -> str:
     """What is known of an admitted call when it is relayed, kept with its dialog until
-    it ends: the record's JSON object so far, without its closing brace (closed() adds
-    the rest: no decoding and encoding again when the call ends)."""
+    it ends: the record's JSON object so far, without its closing brace; then routed()
+    and, at the end, closed() add the rest (no decoding and encoding again)."""
     return (f'{{"kind":"call","call_id":{_quoted(call_id)},"start_ms":"{start_ms}",'
-            f'"domain":{_quoted(domain)},"acl":{_quoted(acl)},'
-            f'"account":{_quoted(account or "")},"source_ip":{_quoted(source_ip)},'
-            f'"source_port":{_quoted(source_port)},"transport":{_quoted(transport)},'
-            f'"asserted":{_quoted(asserted)},"private":"{1 if private else 0}",'
-            f'"edge":{_quoted(edge)}')
+            f'"source_ip":{_quoted(source_ip)},"source_port":{_quoted(source_port)},'
+            f'"transport":{_quoted(transport)},{customer}')
+
+
+ROUTED = ',"pop":'  # where routed()'s fields begin in a head
+
+
+def routed(head: str, pop: str, gateway: str, failovers: int) -> str:
+    """The head with the POP and gateway that have the call (replaced after a failover:
+    the record names the ones that took it)."""
+    if failovers:
+        head = head[:head.rindex(ROUTED)]
+    return f'{head}{ROUTED}{_quoted(pop)},"gateway":{_quoted(gateway)},"failovers":"{failovers}"'
 
 
 def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: int,
@@ -41,16 +57,15 @@ def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: 
     return "edge" if by_edge else "callee"
 
 
-def closed(head: str, *, answer_ms: int | None, end_ms: int, status: int, hangup: str,
-           pop: str, gateway: str, failovers: int) -> str:
-    """The spool line of an admitted call that ended (answered or not): opened()'s
-    fields, then the end's (pop and gateway: the ones that took the call)."""
-    duration = max(0, end_ms - answer_ms) if answer_ms else 0
-    answer = "" if answer_ms is None else str(answer_ms)
-    return (f'{head},"answer_ms":"{answer}","end_ms":"{end_ms}","duration_ms":"{duration}",'
-            f'"status":"{status}","hangup":{_quoted(hangup)},"reason":"",'
-            f'"pop":{_quoted(pop)},"gateway":{_quoted(gateway)},'
-            f'"failovers":"{failovers}"}}\n')
+def closed(head: str, answer_ms: int | None, end_ms: int, status: int, hangup: str) -> str:
+    """The spool line of an admitted call that ended (answered or not): routed()'s head,
+    then the end's fields (hangup_of's words need no quoting)."""
+    if answer_ms is None:
+        return (f'{head},"answer_ms":"","end_ms":"{end_ms}","duration_ms":"0",'
+                f'"status":"{status}","hangup":"{hangup}","reason":""}}\n')
+    return (f'{head},"answer_ms":"{answer_ms}","end_ms":"{end_ms}",'
+            f'"duration_ms":"{max(0, end_ms - answer_ms)}","status":"{status}",'
+            f'"hangup":"{hangup}","reason":""}}\n')
 
 
 def refused(*, call_id: str, at_ms: int, status: int, reason: str, domain: str,

@@ -152,8 +152,7 @@ class Edge:
         event's name and the call's facts (records.DialogEnd), one per line."""
         event, _, rest = facts.partition("\n")
         if event in symbols.DIALOG_ENDED:
-            guarded(lambda: self.dialog_ended(event == symbols.DIALOG_END, rest),
-                    "dialog event")
+            guarded(self.dialog_ended, "dialog event", event == symbols.DIALOG_END, rest)
         return 1
 
     @staticmethod
@@ -163,9 +162,10 @@ class Edge:
         if end is None:
             KSR.err(f"trunkedge: dialog event without its facts: {facts!r}\n")
             return
-        held = Held.decode(end.held)
-        if held is not None:
-            end_here(held)
+        if end.held != symbols.UNSET:
+            held = Held.decode(end.held)
+            if held is not None:
+                end_here(held)
         RECORDS.ended(answered, end)
 
     # -- the request route ----------------------------------------------------------------

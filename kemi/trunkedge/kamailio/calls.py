@@ -148,6 +148,7 @@ class Admission:
                                     (lim.over_channels_code, lim.over_channels_phrase))
         self.lease_ms = lim.channel_lease_s * 1000
         self.memo: Bounded[tuple[str, ...], Memo] = Bounded(MEMO_LIMIT)
+        self.tracks_every_call = settings.cdr.enabled or settings.metrics.address is not None
 
     def admit(self) -> None:
         """An initial INVITE: admission by the policy core, then relay to the POP."""
@@ -261,10 +262,11 @@ class Admission:
 
     def relay_held(self, request: InitialRequest, admit: Admit, identity: IdentityEdits,
                    held: Held | None, domain: str) -> None:
-        """Relay. The dialog module tracks the call until it ends, for its record and
-        the channels it holds (released at once if it could not be relayed)."""
+        """Relay. The dialog module tracks the call until it ends, for its record, the
+        channels it holds (released at once if it could not be relayed) and the gauge of
+        calls in progress."""
         chosen = self.relay.select(admit, identity)
-        if chosen is not None and (held is not None or RECORDS.enabled):
+        if chosen is not None and (held is not None or self.tracks_every_call):
             KSR.dialog.dlg_manage()
             RECORDS.opened(request.call_id, request.call.source_ip, admit, identity, domain,
                            *chosen)

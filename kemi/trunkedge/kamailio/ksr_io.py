@@ -31,10 +31,10 @@ def remove_headers(names: Iterable[str]) -> None:
         KSR.hdr.remove(name)
 
 
-def guarded(route: Callable[[], None], where: str) -> bool:
+def guarded(route: Callable[..., None], where: str, *args: object) -> bool:
     """Run a route; an unexpected exception is logged (never a silent, hung worker)."""
     try:
-        route()
+        route(*args)
     except Exception:
         trace = traceback.format_exc().replace("\n", " | ")
         KSR.err(f"trunkedge: internal error in {where}: {trace}\n")

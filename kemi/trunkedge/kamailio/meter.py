@@ -49,8 +49,15 @@ class Prometheus:
             p.gauge_set_l2(series.name, str(value), labels[0], labels[1])
 
 
+_REQUESTS, _ADMITTED, _CACHE = metrics.REQUESTS.name, metrics.ADMITTED.name, \
+    metrics.CACHE_LOOKUPS.name
+_ROUND_TRIPS = metrics.REDIS_ROUND_TRIPS.name
+
+
 def request(method: str) -> None:
-    Prometheus.inc(metrics.REQUESTS, metrics.method_label(method))
+    """Every request (the hot path: xhttp_prom called directly)."""
+    if Prometheus.on:
+        KSR.xhttp_prom.counter_inc_l1(_REQUESTS, 1, metrics.method_label(method))
 
 
 def dropped(why: Drop) -> None:
@@ -65,7 +72,8 @@ def refused(reason: Reason) -> None:
 
 def admitted(acl: str, pop: str, gateway: str) -> None:
     count(counters.admitted(acl), counters.sent(pop), counters.sent(pop, gateway))
-    Prometheus.inc(metrics.ADMITTED, pop)
+    if Prometheus.on:
+        KSR.xhttp_prom.counter_inc_l1(_ADMITTED, 1, pop)
 
 
 def failed_over(pop: str, gateway: str, next_pop: str | None, next_gateway: str) -> None:
@@ -93,7 +101,8 @@ def gateway_state(pop: str, gateway: str, up: bool) -> None:
 
 
 def redis_round_trip(ok: bool) -> None:
-    Prometheus.inc(metrics.REDIS_ROUND_TRIPS)
+    if Prometheus.on:
+        KSR.xhttp_prom.counter_inc_l0(_ROUND_TRIPS, 1)
     if not ok:
         Prometheus.inc(metrics.REDIS_ERRORS)
 
@@ -103,7 +112,8 @@ def breaker(open_: bool) -> None:
 
 
 def cache_lookup(hit: bool) -> None:
-    Prometheus.inc(metrics.CACHE_LOOKUPS, "hit" if hit else "miss")
+    if Prometheus.on:
+        KSR.xhttp_prom.counter_inc_l1(_CACHE, 1, "hit" if hit else "miss")
 
 
 def gauges(calls_in_progress: int, bans_active: int) -> None:

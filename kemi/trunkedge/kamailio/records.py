@@ -6,49 +6,42 @@ INVITE gets its record at once. The record's fields are core.cdr's."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import KSR
 
 from trunkedge.core import cdr
 from trunkedge.core.admission import Admit, Refuse
 from trunkedge.core.identity import IdentityEdits
+from trunkedge.core.memo import Bounded
 from trunkedge.kamailio import symbols
 from trunkedge.kamailio.ksr_io import pv
 from trunkedge.settings import Settings
 from trunkedge.store.cdr_spool import Spool, encode
 
-CALL_PARTS = 4  # symbols.CALL_VAR's lines: the caller's From tag, the first POP and
-# gateway, core.cdr.opened's head
 
-
-@dataclass(frozen=True, slots=True)
-class DialogEnd:
+class DialogEnd(NamedTuple):
     """What Kamailio tells of a call that ended (answered) or failed: the dialog's
-    variables and the message that ended it, in symbols.DIALOG_END_FACTS's order ("" for
-    what is not set)."""
+    variables and the message that ended it, in symbols.DIALOG_END_FACTS's order (each
+    symbols.UNSET when not set)."""
 
     held: str
     answered: str  # "seconds.microseconds", set natively when the call was answered
     status: str
     by_edge: str
-    pop: str
-    gateway: str
-    failovers: str
     method: str
     from_tag: str
-    call: str
+    call: str  # symbols.CALL_VAR: the caller's From tag, a newline, the record's head
 
     @classmethod
     def parse(cls, text: str) -> DialogEnd | None:
         """None when the text does not hold every fact (never for what Kamailio wrote)."""
         values = text.split("\n", FACTS - 1)
-        if len(values) != FACTS:
-            return None
-        return cls(*["" if v == symbols.UNSET else v for v in values])
+        return cls._make(values) if len(values) == FACTS else None
 
 
 FACTS = len(symbols.DIALOG_END_FACTS)
+CUSTOMERS = 4096  # customers' record fields kept per worker (core.cdr.customer)
 
 
 def now_ms() -> int:
@@ -70,6 +63,7 @@ class Records:
         self.enabled = False
         self.edge = self.directory = ""
         self.spool: Spool | None = None  # opened in the worker that first writes
+        self.customers: Bounded[tuple[str | bool | None, ...], str] = Bounded(CUSTOMERS)
 
     def configure(self, settings: Settings) -> None:
         self.enabled = settings.cdr.enabled
@@ -87,19 +81,27 @@ class Records:
         """An admitted call is relayed: what its record will say, kept with its dialog."""
         if not self.enabled:
             return
-        head = cdr.opened(
-            call_id=call_id, start_ms=now_ms(), domain=domain, acl=admit.acl,
-            account=admit.username, source_ip=source_ip, source_port=pv("$sp"),
-            transport=pv("$pr"), asserted=identity.asserted, private=identity.private,
-            edge=self.edge)
-        # newlines part them: none can be in a tag, a POP's name, a URI or in JSON text
-        KSR.pv.sets(symbols.CALL_VAR, f"{pv('$ft')}\n{pop}\n{gateway}\n{head}")
+        key = (domain, admit.acl, admit.username, identity.asserted, identity.private)
+        customer = self.customers.get(key)
+        if customer is None:
+            customer = cdr.customer(domain=domain, acl=admit.acl, account=admit.username,
+                                    asserted=identity.asserted, private=identity.private,
+                                    edge=self.edge)
+            self.customers.put(key, customer)
+        head = cdr.opened(call_id, now_ms(), source_ip, pv("$sp"), pv("$pr"), customer)
+        # a newline parts them: none can be in a tag or in JSON text
+        KSR.pv.sets(symbols.CALL_VAR, f"{pv('$ft')}\n{cdr.routed(head, pop, gateway, 0)}")
 
     def failed_over(self, pop: str, gateway: str) -> None:
-        if self.enabled:
-            KSR.pv.sets(symbols.POP_VAR, pop)
-            KSR.pv.sets(symbols.GATEWAY_VAR, gateway)
-            KSR.pv.sets(symbols.FAILOVERS_VAR, str(int(pv(symbols.FAILOVERS_VAR) or 0) + 1))
+        """The call went on to another gateway: the record names the one that takes it."""
+        if not self.enabled:
+            return
+        caller_tag, _, head = pv(symbols.CALL_VAR).partition("\n")
+        if head:
+            failovers = int(pv(symbols.FAILOVERS_VAR) or 0) + 1
+            KSR.pv.sets(symbols.FAILOVERS_VAR, str(failovers))
+            KSR.pv.sets(symbols.CALL_VAR,
+                        f"{caller_tag}\n{cdr.routed(head, pop, gateway, failovers)}")
 
     def final(self, status: int, by_edge: bool = False) -> None:
         """A final answer other than 2xx (from the far end, or the edge's own)."""
@@ -110,17 +112,15 @@ class Records:
 
     def ended(self, answered: bool, end: DialogEnd) -> None:
         """The dialog ended (answered) or failed: its record goes to the spool."""
-        parts = end.call.split("\n", CALL_PARTS - 1)
-        if not self.enabled or len(parts) != CALL_PARTS:
+        caller_tag, known, head = end.call.partition("\n")
+        if not self.enabled or not known:
             return
-        caller_tag, pop, gateway, head = parts
-        status = 200 if answered else int(end.status or 500)
+        unset = symbols.UNSET
+        status = 200 if answered else int(end.status) if end.status != unset else 500
         hangup = cdr.hangup_of(answered, end.method, end.from_tag, caller_tag, status,
                                end.by_edge == "1")
-        self.write(cdr.closed(
-            head, answer_ms=seconds_to_ms(end.answered), end_ms=now_ms(), status=status,
-            hangup=hangup, pop=end.pop or pop, gateway=end.gateway or gateway,
-            failovers=int(end.failovers or 0)).encode())
+        answer_ms = seconds_to_ms(end.answered) if end.answered != unset else None
+        self.write(cdr.closed(head, answer_ms, now_ms(), status, hangup).encode())
 
     def refused(self, refusal: Refuse, domain: str) -> None:
         """A refused initial INVITE's record."""

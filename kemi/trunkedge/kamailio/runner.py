@@ -98,7 +98,7 @@ def render(settings: Settings, rundir: Path, secret: str,
     if metrics is not None:
         lines.append(f'include_file "{render_metrics(rundir)}"')
     lines.append(f'include_file "{render_border(settings, rundir)}"')
-    lines.append(f'include_file "{render_dialog_events(rundir)}"')
+    lines.append(f'include_file "{render_dialog_events(settings, rundir)}"')
     render_gateways(settings, rundir)
     cfg = rundir / "kamailio.cfg"
     cfg.write_text("\n".join(lines) + "\n")
@@ -145,16 +145,19 @@ def render_border(settings: Settings, rundir: Path) -> Path:
     return path
 
 
-def render_dialog_events(rundir: Path) -> Path:
+def render_dialog_events(settings: Settings, rundir: Path) -> Path:
     """The dialog module's events: the answer time kept natively (seconds.microseconds);
     the end or failure handed to the adapter with every fact it needs in one string
-    (symbols.DIALOG_END_FACTS, formatted by Kamailio: the adapter reads no variable)."""
+    (symbols.DIALOG_END_FACTS, formatted by Kamailio: the adapter reads no variable).
+    Without records, only a call that holds channels has anything to hand over (the
+    others are tracked for the calls-in-progress gauge alone)."""
     facts = "\\n".join(symbols.DIALOG_END_FACTS.values())
+    guard = "" if settings.cdr.enabled else f"if ({symbols.HELD_VAR} != $null) "
     lines = ["# Rendered by `trunkedge run`: the dialog module's events.",
              f"event_route[dialog:start] {{\n    {symbols.ANSWERED_VAR} = $TV(Sn);\n}}"]
     for event in symbols.DIALOG_ENDED:
-        lines.append(f'event_route[{event}] {{\n    python_exec("{symbols.CB_DIALOG_EVENT}", '
-                     f'"{event}\\n{facts}");\n}}')
+        lines.append(f'event_route[{event}] {{\n    {guard}python_exec('
+                     f'"{symbols.CB_DIALOG_EVENT}", "{event}\\n{facts}");\n}}')
     path = rundir / "dialog_events.cfg"
     path.write_text("\n".join(lines) + "\n")
     return path

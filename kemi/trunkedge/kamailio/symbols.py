@@ -46,15 +46,13 @@ PRIVATE_AVP = "$avp(te_private)"  # the transaction's caller asked for privacy
 # dialog variables: what the dialog module keeps with a call until it ends
 HELD_VAR = "$dlg_var(te_held)"  # the channels the dialog holds (core.limits.Held)
 ANSWERED_VAR = "$dlg_var(te_ans)"  # when the call was answered (s.µs, set natively)
-CALL_VAR = "$dlg_var(te_cdr)"  # the call as opened for its record (kamailio.records)
-POP_VAR, GATEWAY_VAR = "$dlg_var(te_pop)", "$dlg_var(te_gw)"  # after a failover
+CALL_VAR = "$dlg_var(te_cdr)"  # the call's record so far (kamailio.records)
 FAILOVERS_VAR = "$dlg_var(te_fo)"
 STATUS_VAR = "$dlg_var(te_code)"  # the final status, when not a 2xx
 BY_EDGE_VAR = "$dlg_var(te_by_edge)"  # the edge answered it itself (every gateway failed)
 
 DIALOG_END_FACTS = {
     "held": HELD_VAR, "answered": ANSWERED_VAR, "status": STATUS_VAR, "by_edge": BY_EDGE_VAR,
-    "pop": POP_VAR, "gateway": GATEWAY_VAR, "failovers": FAILOVERS_VAR,
     "method": "$rm", "from_tag": "$ft", "call": CALL_VAR}
 """What event_route[dialog:end|failed] hands CB_DIALOG_EVENT in one string (Kamailio
 formats it: no variable read back from Python): the event's name, then these, one per
