@@ -16,10 +16,16 @@ from trunkedge.provisioning.validation import parse_config
 from trunkedge.provisioning.writer import Provisioner
 from trunkedge.settings import RedisSettings
 from trunkedge.store.client import RedisPyTransport, connect
+from trunkedge.store.reads import NO_LIMIT_WORDS as UNLIMITED
 from trunkedge.store.reads import LocalBreaker, Store
 from trunkedge.store.schema import Keys
 
 PREFIX, REALM = "store-test:", "sip.example.net"
+
+
+def limited(s: Store, member: str, lease_ms: int, *scopes: Scope) -> Commit:
+    """What commit answers for a call from 192.0.2.1 without a digest claim."""
+    return s.commit("192.0.2.1", None, s.limit_words(scopes), member, lease_ms)[0]
 
 
 @pytest.fixture
@@ -77,16 +83,16 @@ def test_a_provisioning_change_is_seen_on_the_next_lookup(db: redis.Redis) -> No
 def test_nonce_use_is_claimed_once(db: redis.Redis) -> None:
     a, _ = store(db)
     b, _ = store(db)  # another edge
-    assert a.commit("192.0.2.1", ("n1:00000001", 30), (), "e:1", 5000) == (Commit.OK, 0)
-    assert b.commit("192.0.2.1", ("n1:00000001", 30), (), "e:2", 5000) == (Commit.REPLAY, 0)
-    assert b.commit("192.0.2.1", ("n1:00000002", 30), (), "e:3", 5000) == (Commit.OK, 0)
+    assert a.commit("192.0.2.1", ("n1:00000001", 30), UNLIMITED, "e:1", 5000) == (Commit.OK, 0)
+    assert b.commit("192.0.2.1", ("n1:00000001", 30), UNLIMITED, "e:2", 5000) == (Commit.REPLAY, 0)
+    assert b.commit("192.0.2.1", ("n1:00000002", 30), UNLIMITED, "e:3", 5000) == (Commit.OK, 0)
     assert 0 < db.ttl(f"{PREFIX}nc:n1:00000001") <= 30
 
 
 def test_a_commit_from_a_banned_source_claims_nothing(db: redis.Redis) -> None:
     a, _ = store(db)
     db.set(f"{PREFIX}ban:192.0.2.66", "1", ex=60)  # banned by another edge just now
-    outcome, banned_for = a.commit("192.0.2.66", ("n9:00000001", 30), (), "e:1", 5000)
+    outcome, banned_for = a.commit("192.0.2.66", ("n9:00000001", 30), UNLIMITED, "e:1", 5000)
     assert outcome is Commit.BANNED and 0 < banned_for <= 60
     assert db.get(f"{PREFIX}nc:n9:00000001") is None
 
@@ -95,12 +101,12 @@ def test_channels_are_held_until_released_on_every_edge(db: redis.Redis) -> None
     a, _ = store(db)
     b, _ = store(db)
     scope = Scope("d:limited", Limits(channels=2))
-    assert a.commit("192.0.2.1", None, (scope,), "a:1", 5000)[0] is Commit.OK
-    assert b.commit("192.0.2.1", None, (scope,), "b:1", 5000)[0] is Commit.OK
-    assert a.commit("192.0.2.1", None, (scope,), "a:2", 5000)[0] is Commit.OVER_CHANNELS
+    assert limited(a, "a:1", 5000, scope) is Commit.OK
+    assert limited(b, "b:1", 5000, scope) is Commit.OK
+    assert limited(a, "a:2", 5000, scope) is Commit.OVER_CHANNELS
     b.release(("d:limited",), "b:1")
     b.release(("d:limited",), "b:1")  # twice: no harm
-    assert a.commit("192.0.2.1", None, (scope,), "a:2", 5000)[0] is Commit.OK
+    assert limited(a, "a:2", 5000, scope) is Commit.OK
     assert db.zcard(f"{PREFIX}ch:d:limited") == 2
     a.release(("d:limited",), "a:1")
     a.release(("d:limited",), "a:2")
@@ -110,10 +116,10 @@ def test_channels_are_held_until_released_on_every_edge(db: redis.Redis) -> None
 def test_a_dead_edges_channels_expire_with_their_lease(db: redis.Redis) -> None:
     a, _ = store(db)
     scope = Scope("d:leased", Limits(channels=1))
-    assert a.commit("192.0.2.1", None, (scope,), "dead:1", 300)[0] is Commit.OK
-    assert a.commit("192.0.2.1", None, (scope,), "a:1", 300)[0] is Commit.OVER_CHANNELS
+    assert limited(a, "dead:1", 300, scope) is Commit.OK
+    assert limited(a, "a:1", 300, scope) is Commit.OVER_CHANNELS
     time.sleep(0.35)
-    assert a.commit("192.0.2.1", None, (scope,), "a:1", 300)[0] is Commit.OK
+    assert limited(a, "a:1", 300, scope) is Commit.OK
     assert db.zrange(f"{PREFIX}ch:d:leased", 0, -1) == [b"a:1"]
     a.release(("d:leased",), "a:1")
 
@@ -121,10 +127,10 @@ def test_a_dead_edges_channels_expire_with_their_lease(db: redis.Redis) -> None:
 def test_calls_per_second_allow_a_small_burst_then_the_rate(db: redis.Redis) -> None:
     a, _ = store(db)
     scope = Scope("d:paced", Limits(cps=20))  # a burst of 5, then 20 a second
-    burst = [a.commit("192.0.2.1", None, (scope,), f"e:{i}", 5000)[0] for i in range(8)]
+    burst = [limited(a, f"e:{i}", 5000, scope) for i in range(8)]
     assert burst == [Commit.OK] * 5 + [Commit.OVER_CPS] * 3
     time.sleep(0.1)  # two more tokens
-    later = [a.commit("192.0.2.1", None, (scope,), f"f:{i}", 5000)[0] for i in range(3)]
+    later = [limited(a, f"f:{i}", 5000, scope) for i in range(3)]
     assert later.count(Commit.OK) == 2
 
 
@@ -132,10 +138,10 @@ def test_a_refused_commit_changes_nothing(db: redis.Redis) -> None:
     a, _ = store(db)
     room = Scope("d:room", Limits(cps=100, channels=5))
     full = Scope("u:full", Limits(channels=0))
-    assert a.commit("192.0.2.1", None, (room, full), "e:1", 5000)[0] is Commit.OVER_CHANNELS
+    assert limited(a, "e:1", 5000, room, full) is Commit.OVER_CHANNELS
     assert db.zcard(f"{PREFIX}ch:d:room") == 0 and not db.exists(f"{PREFIX}cps:d:room")
     zero = Scope("d:zero", Limits(cps=0))
-    assert a.commit("192.0.2.1", None, (zero,), "e:2", 5000)[0] is Commit.OVER_CPS
+    assert limited(a, "e:2", 5000, zero) is Commit.OVER_CPS
 
 
 def test_failures_ban_the_address_for_everyone(db: redis.Redis) -> None:

@@ -10,6 +10,7 @@ from trunkedge.core.limits import Commit, Held
 from trunkedge.provisioning.writer import Provisioner
 from trunkedge.settings import RedisSettings
 from trunkedge.store.client import RedisPyTransport
+from trunkedge.store.reads import NO_LIMIT_WORDS as UNLIMITED
 from trunkedge.store.reads import Store
 from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import COMMIT
@@ -133,8 +134,8 @@ def test_the_store_needs_no_round_trip_while_the_lease_vouches_for_its_cache(
     assert s.lookup("acme", "", "192.0.2.1", vouched="1").domain is not None  # warm: none
     assert trips == ["script"]
     # a digest (nonce, nc) is always claimed in Redis, by the commit (a replay fails)
-    assert s.commit("192.0.2.1", ("n:00000001", 30), (), "e:1", 5000)[0] is Commit.OK
-    assert s.commit("192.0.2.1", ("n:00000001", 30), (), "e:1", 5000)[0] is Commit.REPLAY
+    assert s.commit("192.0.2.1", ("n:00000001", 30), UNLIMITED, "e:1", 5000)[0] is Commit.OK
+    assert s.commit("192.0.2.1", ("n:00000001", 30), UNLIMITED, "e:1", 5000)[0] is Commit.REPLAY
     assert 0 < client.ttl(f"{PREFIX}nc:n:00000001") <= 30
     assert trips == ["script", "commit", "commit"]
     del trips[-1]

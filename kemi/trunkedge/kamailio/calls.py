@@ -55,7 +55,7 @@ from trunkedge.kamailio.records import RECORDS
 from trunkedge.kamailio.relay import Relay
 from trunkedge.kamailio.replies import refuse
 from trunkedge.settings import Settings
-from trunkedge.store.reads import Store
+from trunkedge.store.reads import LimitWords, Store
 from trunkedge.store.watcher import leased_version
 
 POPS = frozenset(POP_NAMES)
@@ -92,6 +92,17 @@ class InitialRequest:
         key = (self.host, self.call.source_ip, self.call.ruri_user, self.from_uri,
                self.preferred or "\n", self.privacy or "\n")  # "\n": absent
         return key if sum(map(len, key)) <= MAX_KEY_CHARS else None
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """The limits of a customer's calls as worked out from the store's views `domain` and
+    `account` (the cached objects themselves), in the words the store sends for them."""
+
+    domain: DomainView | None
+    account: AccountView | None
+    words: LimitWords
+    channels: tuple[str, ...]  # the scopes whose calls in progress are limited
 
 
 Settled = tuple[Decision, IdentityEdits | IdentityRefused | None]
@@ -148,6 +159,7 @@ class Admission:
                                     (lim.over_channels_code, lim.over_channels_phrase))
         self.lease_ms = lim.channel_lease_s * 1000
         self.memo: Bounded[tuple[str, ...], Memo] = Bounded(MEMO_LIMIT)
+        self.limits: Bounded[tuple[str, str], CallLimits] = Bounded(MEMO_LIMIT)
         self.tracks_every_call = settings.cdr.enabled or settings.metrics.address is not None
 
     def admit(self) -> None:
@@ -241,14 +253,13 @@ class Admission:
         there is neither). Returns the channels held (None: none), or False when the call
         was refused or dropped here."""
         source = request.call.source_ip
-        account = lookup.account if admit.username else None
-        scopes = scopes_of(target.domain, lookup.domain.limits if lookup.domain else NO_LIMITS,
-                           admit.username, account.limits if account else NO_LIMITS)
+        limits = self.limits_of(target.domain, admit, lookup)
         remember_source(source)  # attributed to a customer: its limits govern it
-        if claim is None and not scopes:
+        if claim is None and not limits.words.keys:
             return None
         member = f"{self.edge_id}:{call_hash(request.call_id)}"
-        outcome, banned_for = self.store.commit(source, claim, scopes, member, self.lease_ms)
+        outcome, banned_for = self.store.commit(source, claim, limits.words, member,
+                                                self.lease_ms)
         if outcome is Commit.BANNED:
             ban_here(source, banned_for)
             meter.dropped(Drop.BANNED)
@@ -257,8 +268,22 @@ class Admission:
         if isinstance(final, Refuse):
             self.refuse(final, request, target)
             return False
-        held = channel_scopes(scopes)
-        return Held(member, held) if held else None
+        return Held(member, limits.channels) if limits.channels else None
+
+    def limits_of(self, domain: str, admit: Admit, lookup: Lookup) -> CallLimits:
+        """The limits an admitted call counts against (core.limits.scopes_of) and the
+        store's words for them, kept per worker while the store's views of the domain and
+        the account are the ones they were worked out from."""
+        account = lookup.account if admit.username else None
+        key = (domain, admit.username or "")
+        known = self.limits.get(key)
+        if known is not None and known.domain is lookup.domain and known.account is account:
+            return known
+        scopes = scopes_of(domain, lookup.domain.limits if lookup.domain else NO_LIMITS,
+                           admit.username, account.limits if account else NO_LIMITS)
+        return self.limits.put(key, CallLimits(lookup.domain, account,
+                                               self.store.limit_words(scopes),
+                                               channel_scopes(scopes)))
 
     def relay_held(self, request: InitialRequest, admit: Admit, identity: IdentityEdits,
                    held: Held | None, domain: str) -> None:

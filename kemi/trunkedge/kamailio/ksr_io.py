@@ -43,8 +43,10 @@ def guarded(route: Callable[..., None], where: str, *args: object) -> bool:
 
 
 class NdbTransport:
-    """Redis through Kamailio's ndb_redis (a C client: nearly free per call). Arguments
-    that are not plain tokens travel as %s parameters (at most three per command).
+    """Redis through Kamailio's ndb_redis (a C client: nearly free per call). The script
+    (its SHA or source: hiredis copies a command's text one character at a time, a
+    parameter in one go) and the arguments that are not plain tokens travel as %s
+    parameters (at most three per command).
 
     ndb_redis logs every error reply at ERROR, so a script is never run by SHA before this
     worker knows Redis has it: the first run is an EVAL with the source (which also
@@ -73,19 +75,12 @@ class NdbTransport:
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         words = (str(len(keys)), *keys, *args)
-        tail = " ".join(words)  # every word a plain token (one match for all, in C) ...
-        params: list[str] = []
-        if "" in words or not self.SAFE.fullmatch("".join(words)):
-            tokens = []  # ... else those that are not travel as %s parameters
-            for arg in words:
-                if self.SAFE.fullmatch(arg):
-                    tokens.append(arg)
-                else:
-                    tokens.append("%s")
-                    params.append(arg)
-            tail = " ".join(tokens)
+        if "" not in words and self.SAFE.fullmatch("".join(words)):  # one match, in C
+            tail, params = " ".join(words), list[str]()
+        else:
+            tail, params = self._unsafe_as_parameters(words)
         if script.sha in self.loaded:
-            if self._command(f"EVALSHA {script.sha} {tail}", params) >= 0:
+            if self._command(f"EVALSHA %s {tail}", [script.sha, *params]) >= 0:
                 return self._value()
             error = self._error()
             if "NOSCRIPT" not in error:
@@ -95,6 +90,19 @@ class NdbTransport:
             raise StoreUnavailable(f"redis: {self._error()}")
         self.loaded.add(script.sha)
         return self._value()
+
+    @staticmethod
+    def _unsafe_as_parameters(words: Sequence[str]) -> tuple[str, list[str]]:
+        """Words that are not plain tokens (a space would split one, an empty one would
+        vanish, % would be read as a format) travel as parameters."""
+        tokens, params = [], []
+        for word in words:
+            if NdbTransport.SAFE.fullmatch(word):
+                tokens.append(word)
+            else:
+                tokens.append("%s")
+                params.append(word)
+        return " ".join(tokens), params
 
     @staticmethod
     def _value() -> Any:

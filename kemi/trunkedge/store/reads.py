@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trunkedge.core.errors import StoreUnavailable
@@ -33,6 +34,18 @@ CACHE_LIMIT = 200_000  # entries per worker before the cache starts over
 MAX_ENTRY_AGE_MS = 1_800_000  # refetched after 30 min: the stale table forgets after 60
 ANY = "*"  # the version argument of a vouched fetch: what the cache holds is not at stake
 NONE = "-"  # an empty argument (ndb_redis splits commands on spaces)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitWords:
+    """The commit script's keys and arguments for a call's limit scopes (Store.limit_words):
+    the same for every call of a customer, so the caller may keep them."""
+
+    keys: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+NO_LIMIT_WORDS = LimitWords()
 
 
 class Transport(Protocol):
@@ -70,6 +83,7 @@ class Store:
                  clock: Callable[[], float] = time.monotonic,
                  on_lookup: Callable[[bool], None] = lambda hit: None) -> None:
         self.keys = Keys(settings.prefix)
+        self.no_claim = self.keys.nonce_use(NONE)  # the nonce key of a call without digest
         self.transport = transport
         self.breaker_ms = breaker_ms
         self.breaker = breaker or LocalBreaker()
@@ -155,18 +169,26 @@ class Store:
         self.domains.clear()
         self.accounts.clear()
 
-    def commit(self, source: str, claim: tuple[str, int] | None, scopes: Sequence[Scope],
-               member: str, lease_ms: int) -> tuple[Commit, int]:
-        """An admitted call's one round trip: the source's ban, the claim of its digest
-        "nonce:nc" (for `ttl` seconds), and its limits, all or nothing. Returns what held,
-        and the seconds the source stays banned when BANNED."""
-        keys = [self.keys.ban(source or NONE), self.keys.nonce_use(claim[0] if claim else NONE)]
-        args = [str(claim[1]) if claim else "0", member, str(lease_ms)]
+    def limit_words(self, scopes: Sequence[Scope]) -> LimitWords:
+        """What commit() sends for these scopes: per scope its token bucket and channel
+        set, its calls per second ("-": none), bucket size and channels ("-": none)."""
+        keys: list[str] = []
+        args: list[str] = []
         for scope in scopes:
             keys += [self.keys.cps(scope.name), self.keys.channels(scope.name)]
             cps, channels = scope.limits.cps, scope.limits.channels
             args += [NONE if cps is None else str(cps), str(bucket_size(cps or 0)),
                      NONE if channels is None else str(channels)]
+        return LimitWords(tuple(keys), tuple(args))
+
+    def commit(self, source: str, claim: tuple[str, int] | None, limits: LimitWords,
+               member: str, lease_ms: int) -> tuple[Commit, int]:
+        """An admitted call's one round trip: the source's ban, the claim of its digest
+        "nonce:nc" (for `ttl` seconds), and its limits (limit_words), all or nothing.
+        Returns what held, and the seconds the source stays banned when BANNED."""
+        keys = [self.keys.ban(source or NONE),
+                self.keys.nonce_use(claim[0]) if claim else self.no_claim, *limits.keys]
+        args = [str(claim[1]) if claim else "0", member, str(lease_ms), *limits.args]
         code = int(self._run(COMMIT, keys, args))
         if code < 0:
             return Commit.BANNED, -code
