@@ -68,6 +68,15 @@ def test_methods_are_a_bounded_set_with_other_for_the_rest() -> None:
         assert metrics.method_label(method) == "other"
 
 
+def test_every_known_method_has_kamailios_own_count() -> None:
+    """kex's core statistics (src/modules/kex/core_stats.c) count these methods; the edge
+    copies them into trunkedge_requests_total at each scrape."""
+    kex = {"invite", "cancel", "ack", "bye", "info", "register", "subscribe", "notify",
+           "message", "options", "prack", "update", "refer", "publish"}
+    assert {metrics.core_statistic(m) for m in metrics.KNOWN_METHODS} <= \
+        {f"rcv_requests_{m}" for m in kex}
+
+
 def test_xhttp_prom_declarations() -> None:
     assert metrics.xhttp_prom_declaration(metrics.CHALLENGES) == \
         "name=trunkedge_challenges_total;"

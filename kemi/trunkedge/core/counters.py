@@ -11,6 +11,7 @@ DROPPED = "dropped:"  # dropped:<why>
 SENT = "sent:"  # sent:<pop> and sent:<pop>:<gateway>
 FAILOVER = "failover:"  # failover:<pop> and failover:<pop>:<gateway>
 BANNED = "banned"  # addresses this edge banned
+OTHER_REQUESTS = "requests:other"  # requests of a method Kamailio counts under no name
 
 
 def admitted(acl: str) -> str:

@@ -19,10 +19,17 @@ class Series:
     kind: str  # "counter" | "gauge"
     labels: tuple[str, ...]
     help: str
+    copied: bool = False
+    """Its values are copied from Kamailio's statistics at each scrape: xhttp_prom holds it
+    as a gauge (set, never added), Prometheus users read a counter."""
+
+    @property
+    def xhttp_prom_kind(self) -> str:
+        return "gauge" if self.copied else self.kind
 
 
 REQUESTS = Series("trunkedge_requests_total", "counter", ("method",),
-                  "SIP requests received, by method (unknown methods: other)")
+                  "SIP requests received, by method (unknown methods: other)", copied=True)
 ADMITTED = Series("trunkedge_calls_admitted_total", "counter", ("pop",),
                   "calls admitted, by the POP tried first")
 REFUSED = Series("trunkedge_refusals_total", "counter", ("reason",),
@@ -58,6 +65,12 @@ ALL = (REQUESTS, ADMITTED, REFUSED, DROPPED, CHALLENGES, AUTH_FAILURES, BANS_CRE
 
 KNOWN_METHODS = frozenset({*(m.strip() for m in ALLOW.split(",")), "REGISTER", "SUBSCRIBE",
                            "NOTIFY", "MESSAGE", "PUBLISH", "REFER"})
+
+
+def core_statistic(method: str) -> str:
+    """Kamailio's own count of received requests of a known method (kex core statistics:
+    every method of KNOWN_METHODS has one), read as $stat(...)."""
+    return f"rcv_requests_{method.lower()}"
 
 
 def method_label(method: str) -> str:

@@ -122,8 +122,7 @@ class Edge:
     @staticmethod
     def measure() -> None:
         """The gauges the watcher's process keeps: calls in progress, active bans."""
-        calls = KSR.pv.get("$stat(active_dialogs)")
-        meter.gauges(int(calls) if calls else 0, len(items_in(symbols.HT_BANS)))
+        meter.gauges(meter.statistic("active_dialogs"), len(items_in(symbols.HT_BANS)))
 
     def ksr_dispatcher_event(self, msg: object, event: str) -> int:
         """dispatcher's event_callback: app_python3 passes the message and the event name
@@ -139,6 +138,7 @@ class Edge:
         """xhttp's event_callback: GET /metrics on the metrics socket (xhttp_prom), and
         404 for anything else."""
         if pv("$Rp") == self.metrics_port and KSR.xhttp_prom.check_uri() > 0:
+            meter.requests_at_scrape()
             KSR.xhttp_prom.dispatch()
         else:
             # a one-word phrase: Kamailio re-parses every stateless reply it sends, and an

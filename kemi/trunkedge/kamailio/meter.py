@@ -49,15 +49,32 @@ class Prometheus:
             p.gauge_set_l2(series.name, str(value), labels[0], labels[1])
 
 
-_REQUESTS, _ADMITTED, _CACHE = metrics.REQUESTS.name, metrics.ADMITTED.name, \
-    metrics.CACHE_LOOKUPS.name
+_ADMITTED, _CACHE = metrics.ADMITTED.name, metrics.CACHE_LOOKUPS.name
 _ROUND_TRIPS = metrics.REDIS_ROUND_TRIPS.name
+OTHER = "other"
 
 
 def request(method: str) -> None:
-    """Every request (the hot path: xhttp_prom called directly)."""
-    if Prometheus.on:
-        KSR.xhttp_prom.counter_inc_l1(_REQUESTS, 1, metrics.method_label(method))
+    """Every request. Kamailio counts those of known methods itself (kex statistics,
+    copied at each scrape: requests_at_scrape); the others are counted here. The hot
+    series call xhttp_prom directly."""
+    if Prometheus.on and method not in metrics.KNOWN_METHODS:
+        count(counters.OTHER_REQUESTS)
+
+
+def requests_at_scrape() -> None:
+    """trunkedge_requests_total from Kamailio's own counts (set, not added: a scrape on
+    another worker at the same time cannot count anything twice)."""
+    for method in metrics.KNOWN_METHODS:
+        Prometheus.set(metrics.REQUESTS, statistic(metrics.core_statistic(method)), method)
+    other = KSR.htable.sht_get(symbols.HT_METRICS, counters.OTHER_REQUESTS)
+    Prometheus.set(metrics.REQUESTS, int(other or 0), OTHER)
+
+
+def statistic(name: str) -> int:
+    """One of Kamailio's statistics ($stat), 0 when it has none of that name."""
+    value = KSR.pv.get(f"$stat({name})")
+    return int(value) if value else 0
 
 
 def dropped(why: Drop) -> None:

@@ -117,7 +117,8 @@ def render_metrics(rundir: Path) -> Path:
         'modparam("xhttp_prom", "xhttp_prom_beginning", "")',
         'modparam("xhttp_prom", "xhttp_prom_stats", "all")',
         'modparam("xhttp_prom", "xhttp_prom_timeout", 0)',
-        *(f'modparam("xhttp_prom", "prom_{s.kind}", "{metrics.xhttp_prom_declaration(s)}")'
+        *(f'modparam("xhttp_prom", "prom_{s.xhttp_prom_kind}", '
+          f'"{metrics.xhttp_prom_declaration(s)}")'
           for s in metrics.ALL),
     ]
     path = rundir / "metrics.cfg"
