@@ -37,7 +37,7 @@ class DialogEnd(NamedTuple):
     def parse(cls, text: str) -> DialogEnd | None:
         """None when the text does not hold every fact (never for what Kamailio wrote)."""
         values = text.split("\n", FACTS - 1)
-        return cls._make(values) if len(values) == FACTS else None
+        return tuple.__new__(cls, values) if len(values) == FACTS else None
 
 
 FACTS = len(symbols.DIALOG_END_FACTS)
