@@ -7,6 +7,7 @@ which answers fail over and which go back to the customer.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -170,11 +171,25 @@ def test_busy_gateway_486_goes_back_without_retry(fresh: Pops, tmp_path: Path) -
 
 def test_503_fails_over_to_the_sibling_pop(fresh: Pops, tmp_path: Path) -> None:
     before = fresh.edge.status()["pops"]
+    busy_before = len(spooled(fresh.edge, "486"))
     r = fresh.call(tmp_path, f"acme.apac1.{BASE}", scenario="busy_486_from_gateway")
     assert r.ok, r.explain()
     assert r.landed == ["apac2"]  # apac1 answered 503, apac2 486: the customer gets 486
     after = fresh.edge.status()["pops"]
     assert after["apac1"]["failovers"] == before["apac1"]["failovers"] + 1
+    # its record names the gateway that took the call, once, and the failover
+    wait_until(lambda: len(spooled(fresh.edge, "486")) > busy_before, 5, "the call's record")
+    line = spooled(fresh.edge, "486")[-1]
+    record = json.loads(line)
+    assert (record["pop"], record["gateway"], record["failovers"], record["hangup"]) == \
+        ("apac2", fresh.gw["apac2"].uri, "1", "callee")
+    assert line.count('"pop":') == 1 and line.count('"gateway":') == 1
+
+
+def spooled(edge: Edge, status: str) -> list[str]:
+    """The spooled records of calls with this final status, oldest first, as written."""
+    return [ln for path in sorted(edge.spool_dir.glob("*.jsonl"))
+            for ln in path.read_text().splitlines() if f'"status":"{status}"' in ln]
 
 
 def test_status_shows_states_and_counters(fresh: Pops, tmp_path: Path) -> None:

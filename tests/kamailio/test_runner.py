@@ -224,7 +224,8 @@ def test_metrics_are_declared_to_xhttp_prom_from_the_one_list_of_series(
 
     text = render_metrics(tmp_path).read_text()
     for series in metrics.ALL:
-        assert f'"prom_{series.xhttp_prom_kind}", "{metrics.xhttp_prom_declaration(series)}"' in text
+        declared = metrics.xhttp_prom_declaration(series)
+        assert f'"prom_{series.xhttp_prom_kind}", "{declared}"' in text
     assert 'modparam("xhttp_prom", "xhttp_prom_beginning", "")' in text
 
 
