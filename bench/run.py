@@ -67,6 +67,7 @@ FAILED_LIMIT = 0.001
 ROUND_TRIP_VERBS: dict[str, tuple[str, ...] | None] = {
     "edge": ("evalsha", "eval", "script|load"), "native": ("hget",), "kemi": ("hget",),
     "native-full": None}
+ROUND_TRIP_VERBS["edge-bare"] = ROUND_TRIP_VERBS["edge"]  # bench/compare.py's bare edge
 NATIVE_CONFIGS = {"native": ("native", "kamailio.cfg"), "kemi": ("native", "kemi.cfg"),
                   "native-full": ("native-full", "kamailio.cfg")}
 """Each native target's folder under bench/ and the config its wrapper includes."""

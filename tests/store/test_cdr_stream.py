@@ -15,7 +15,7 @@ from test_watcher import Board
 from harness import RedisServer
 from trunkedge.core.errors import StoreUnavailable
 from trunkedge.settings import RedisSettings, Settings, parse_settings
-from trunkedge.store.cdr_spool import Spool, encode
+from trunkedge.store.cdr_spool import CLOSE_GRACE_S, Spool, encode
 from trunkedge.store.cdr_stream import Publisher, publisher_for
 from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import CDR_PUBLISH
@@ -23,6 +23,7 @@ from trunkedge.store.watcher import Watcher
 
 KEYS = Keys("cdr-test:")
 EDGE = "e1"
+AT = 1_738_332_000.0  # 2025-01-31 14:00 UTC: a segment's hour begins
 
 
 def spool_of(tmp_path: Path, clock_s: float | None = None) -> Spool:
@@ -205,6 +206,24 @@ def test_a_line_that_is_not_a_record_is_published_as_invalid_not_lost(
     assert invalid == {"kind": "invalid", "raw": '{"kind":"ca',
                        "id": f"{EDGE}:{segment.name}:{start}"}
     assert list(nested.items())[:3] == [("status", "200"), ("b", "1"), ("x", "[1]")]
+
+
+def test_ids_are_byte_offsets_with_multibyte_text_and_a_closed_segments_partial_line(
+        own_redis: RedisServer, tmp_path: Path) -> None:
+    spool = spool_of(tmp_path, clock_s=AT)
+    spool.append(encode({"kind": "call", "call_id": "c-ü-€", "status": 200}))
+    (segment,) = spool.segments()
+    with segment.open("ab") as f:
+        f.write('{"kind":"call","call_id":"c2-ß"}\n'.encode())
+        f.write(b'{"kind":"ca')  # a write that never completed: read once the hour is over
+    ids = spooled_ids(spool)  # before the segment, all published and closed, is deleted
+    pub = publisher(own_redis, spool)
+    assert pub.flush() == 2
+    spool.clock = lambda: AT + 3600 + CLOSE_GRACE_S
+    assert pub.flush() == 1 and not spool.segments()
+    entries = stream(own_redis)
+    assert [e.get("call_id", e.get("raw")) for e in entries] == ["c-ü-€", "c2-ß", '{"kind":"ca']
+    assert [e["id"] for e in entries] == ids and len(ids) == 3
 
 
 def test_the_watcher_publishes_the_spool_every_heartbeat(

@@ -28,11 +28,17 @@ RESERVED_FIELD = "id"  # each stream entry's id, added on publication
 DIR_MODE, FILE_MODE = 0o750, 0o640
 HOUR_S = 3600
 CLOSE_GRACE_S = 60  # past its hour by this much, a segment takes no more appends
+READ_SIZE = 65536  # bytes per read of a segment (read() cuts at a line's end)
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
 class SpoolError(TrunkEdgeError):
     """The spool cannot take or give records (not writable, disk full): never quietly."""
+
+
+def lines_in(chunk: bytes) -> int:
+    """How many records a chunk of read() holds (a closed segment's last may lack "\\n")."""
+    return chunk.count(b"\n") + (0 if not chunk or chunk.endswith(b"\n") else 1)
 
 
 def encode(record: Record) -> bytes:
@@ -111,22 +117,25 @@ class Spool:
         start = calendar.timegm(time.strptime(match.group(1), "%Y%m%d%H"))
         return self.clock() >= start + HOUR_S + CLOSE_GRACE_S
 
-    def read(self, segment: Path, offset: int, limit: int) -> list[tuple[int, bytes]]:
-        """Up to `limit` lines from byte `offset`, each with the offset where it starts. A
-        trailing partial line is left out, unless the segment is closed (it never grows)."""
+    def read(self, segment: Path, offset: int, limit: int) -> bytes:
+        """Up to `limit` lines from byte `offset`, as they are in the file (each line's
+        offset follows from the lengths of those before it). A trailing partial line is
+        left out, unless the segment is closed (it never grows)."""
         whole = self.closed(segment)
-        lines: list[tuple[int, bytes]] = []
+        data = b""
         try:
             with segment.open("rb") as f:
                 f.seek(offset)
-                while len(lines) < limit and (line := f.readline()):
-                    if not line.endswith(b"\n") and not whole:
-                        break
-                    lines.append((offset, line))
-                    offset += len(line)
+                while data.count(b"\n") < limit and (more := f.read(READ_SIZE)):
+                    data += more  # whole reads: cut at the limit-th line's end below
         except OSError as e:
             raise SpoolError(f"cannot read {segment}: {e.strerror}") from e
-        return lines
+        if data.count(b"\n") >= limit:
+            cut = -1
+            for _ in range(limit):
+                cut = data.index(b"\n", cut + 1)
+            return data[:cut + 1]
+        return data if whole else data[:data.rfind(b"\n") + 1]
 
     def finished(self, segment: Path, offset: int) -> bool:
         """Whether the segment is closed and `offset` is its end (all of it published)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from trunkedge.core import cdr
 from trunkedge.settings import Settings
-from trunkedge.store.cdr_spool import Spool, SpoolError
+from trunkedge.store.cdr_spool import Spool, SpoolError, lines_in
 from trunkedge.store.client import RedisPyTransport, connect
 from trunkedge.store.schema import Keys
 from trunkedge.store.scripts import CDR_PUBLISH
@@ -70,23 +70,23 @@ class Publisher:
         for path, raw in zip(segments, held, strict=True):
             offset = int(raw or 0)
             while done < max_records and (
-                    lines := self.spool.read(path, offset, min(BATCH, max_records - done))):
-                end = lines[-1][0] + len(lines[-1][1])
-                if not self._publish(path.name, offset, end, lines):
+                    chunk := self.spool.read(path, offset, min(BATCH, max_records - done))):
+                end = offset + len(chunk)
+                if not self._publish(path.name, offset, end, chunk):
                     return done  # the offset moved meanwhile: read it again next time
-                done, offset = done + len(lines), end
+                done, offset = done + lines_in(chunk), end
             if done >= max_records:
                 return done
             self._retire(path, offset)
         return done
 
-    def _publish(self, segment: str, offset: int, end: int,
-                 lines: Sequence[tuple[int, bytes]]) -> bool:
-        """One atomic step: these lines into the stream, the offset from `offset` to `end`."""
-        args = [str(offset), str(end), str(self.maxlen), f"{self.spool.edge}:{segment}:",
-                str(len(RECORD_FIELDS)), *RECORD_FIELDS]
-        for start, line in lines:  # Redis decodes them (no per-record work in the edge)
-            args += [str(start), line.decode(errors="replace").rstrip("\n")]
+    def _publish(self, segment: str, offset: int, end: int, chunk: bytes) -> bool:
+        """One atomic step: these lines (the bytes from `offset` to `end`, passed as they
+        are: Redis splits and decodes them, no per-record work here) into the stream, the
+        offset from `offset` to `end`."""
+        args: list[str | bytes] = [
+            str(offset), str(end), str(self.maxlen), f"{self.spool.edge}:{segment}:",
+            str(len(RECORD_FIELDS)), *RECORD_FIELDS, chunk]
         keys = [self.keys.cdrs, self._offset_key(segment)]
         return bool(self.transport.run(CDR_PUBLISH, keys, args))
 

@@ -59,12 +59,12 @@ class RedisPyTransport:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def run(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         try:
             try:
-                return self.client.evalsha(script.sha, len(keys), *keys, *args)
+                return self.client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
             except redis.exceptions.NoScriptError:
-                return self.client.eval(script.source, len(keys), *keys, *args)
+                return self.client.eval(script.source, len(keys), *keys, *args)  # type: ignore[arg-type]
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
 

@@ -3,7 +3,8 @@
 -- KEYS: the stream, the segment's offset key.
 -- ARGV: the offset the publisher read, the offset after these records, the stream's MAXLEN,
 -- the id prefix ("<edge>:<segment>:"), the number of field names, the field names (in
--- their documented order), then for each record: its offset and its spool line (JSON).
+-- their documented order), then the spool's lines from the offset read: each ends in a
+-- newline (the last of a closed segment may not), each record's id is its offset.
 -- Values are published as text (null: empty, booleans 1/0, nested values as JSON), the
 -- documented fields first, any others after them in name order. A line that is no JSON
 -- object is published as kind=invalid with the line in `raw`.
@@ -19,8 +20,11 @@ local function text(value)
   if type(value) == 'table' then return cjson.encode(value) end
   return tostring(value)
 end
-for i = 6 + nnames, #ARGV, 2 do
-  local ok, record = pcall(cjson.decode, ARGV[i + 1])
+local lines, at, pos = ARGV[6 + nnames], tonumber(ARGV[1]), 1
+while pos <= #lines do
+  local stop = string.find(lines, '\n', pos, true) or (#lines + 1)
+  local line = string.sub(lines, pos, stop - 1)
+  local ok, record = pcall(cjson.decode, line)
   local fields = {}
   if ok and type(record) == 'table' and record[1] == nil then
     for n = 6, 5 + nnames do
@@ -40,11 +44,13 @@ for i = 6 + nnames, #ARGV, 2 do
       fields[#fields + 1] = text(record[name])
     end
   else
-    fields = {'kind', 'invalid', 'raw', ARGV[i + 1]}
+    fields = {'kind', 'invalid', 'raw', line}
   end
   fields[#fields + 1] = 'id'
-  fields[#fields + 1] = prefix .. ARGV[i]
+  fields[#fields + 1] = prefix .. string.format('%d', at)
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  at = at + stop + 1 - pos
+  pos = stop + 1
 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
