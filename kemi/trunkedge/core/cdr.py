@@ -40,7 +40,12 @@ def routed(head: str, pop: str, gateway: str, failovers: int) -> str:
     the record names the ones that took it)."""
     if failovers:
         head = head[:head.rindex(ROUTED)]
-    return f'{head}{ROUTED}{_quoted(pop)},"gateway":{_quoted(gateway)},"failovers":"{failovers}"'
+    return head + route_fields(pop, gateway, failovers)
+
+
+def route_fields(pop: str, gateway: str, failovers: int) -> str:
+    """routed()'s fields (the same for every first try of a gateway: callers may keep them)."""
+    return f'{ROUTED}{_quoted(pop)},"gateway":{_quoted(gateway)},"failovers":"{failovers}"'
 
 
 def hangup_of(ended: bool, method: str, from_tag: str, caller_tag: str, status: int,

@@ -64,6 +64,7 @@ class Records:
         self.edge = self.directory = ""
         self.spool: Spool | None = None  # opened in the worker that first writes
         self.customers: Bounded[tuple[str | bool | None, ...], str] = Bounded(CUSTOMERS)
+        self.routes: Bounded[tuple[str, str], str] = Bounded(CUSTOMERS)  # (POP, gateway)
 
     def configure(self, settings: Settings) -> None:
         self.enabled = settings.cdr.enabled
@@ -90,7 +91,10 @@ class Records:
             self.customers.put(key, customer)
         head = cdr.opened(call_id, now_ms(), source_ip, pv("$sp"), pv("$pr"), customer)
         # a newline parts them: none can be in a tag or in JSON text
-        KSR.pv.sets(symbols.CALL_VAR, f"{pv('$ft')}\n{cdr.routed(head, pop, gateway, 0)}")
+        route = self.routes.get((pop, gateway))
+        if route is None:
+            route = self.routes.put((pop, gateway), cdr.route_fields(pop, gateway, 0))
+        KSR.pv.sets(symbols.CALL_VAR, f"{pv('$ft')}\n{head}{route}")
 
     def failed_over(self, pop: str, gateway: str) -> None:
         """The call went on to another gateway: the record names the one that takes it."""
@@ -120,7 +124,8 @@ class Records:
         hangup = cdr.hangup_of(answered, end.method, end.from_tag, caller_tag, status,
                                end.by_edge == "1")
         answer_ms = seconds_to_ms(end.answered) if end.answered != unset else None
-        self.write(cdr.closed(head, answer_ms, now_ms(), status, hangup).encode())
+        self.write(cdr.closed(head, answer_ms, int(time.time() * 1000), status,
+                              hangup).encode())
 
     def refused(self, refusal: Refuse, domain: str) -> None:
         """A refused initial INVITE's record."""
