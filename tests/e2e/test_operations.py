@@ -168,6 +168,10 @@ def test_metrics_count_what_happened_with_bounded_labels(ops: Ops, tmp_path: Pat
     with pytest.raises(urllib.error.HTTPError) as missing:
         ops.scrape("/other")
     assert missing.value.code == 404
+    print("a scrape:", *[ln for ln in ops.scrape().splitlines() if ln.startswith((
+        "trunkedge_calls_admitted", "trunkedge_refusals_total{reason=\"unknown",
+        "trunkedge_requests_total{method=\"INVITE", "trunkedge_gateway_up",
+        "dialog_active"))], sep="\n  ")
 
 
 def test_a_real_prometheus_scrapes_the_edge(ops: Ops, tmp_path: Path) -> None:
