@@ -290,7 +290,7 @@ class Admission:
         """Relay. The dialog module tracks the call until it ends, for its record, the
         channels it holds (released at once if it could not be relayed) and the gauge of
         calls in progress."""
-        chosen = self.relay.select(admit, identity)
+        chosen = self.relay.select(admit, identity, request.call_id)
         if chosen is not None and (held is not None or self.tracks_every_call):
             KSR.dialog.dlg_manage()
             RECORDS.opened(request.call_id, request.call.source_ip, admit, identity, domain,

@@ -49,15 +49,12 @@ class Prometheus:
             p.gauge_set_l2(series.name, str(value), labels[0], labels[1])
 
 
-_ADMITTED, _CACHE = metrics.ADMITTED.name, metrics.CACHE_LOOKUPS.name
-_ROUND_TRIPS = metrics.REDIS_ROUND_TRIPS.name
 OTHER = "other"
 
 
 def request(method: str) -> None:
     """Every request. Kamailio counts those of known methods itself (kex statistics,
-    copied at each scrape: requests_at_scrape); the others are counted here. The hot
-    series call xhttp_prom directly."""
+    copied at each scrape: requests_at_scrape); the others are counted here."""
     if Prometheus.on and method not in metrics.KNOWN_METHODS:
         count(counters.OTHER_REQUESTS)
 
@@ -89,8 +86,7 @@ def refused(reason: Reason) -> None:
 
 def admitted(acl: str, pop: str, gateway: str) -> None:
     count(counters.admitted(acl), counters.sent(pop), counters.sent(pop, gateway))
-    if Prometheus.on:
-        KSR.xhttp_prom.counter_inc_l1(_ADMITTED, 1, pop)
+    Prometheus.inc(metrics.ADMITTED, pop)
 
 
 def failed_over(pop: str, gateway: str, next_pop: str | None, next_gateway: str) -> None:
@@ -118,8 +114,7 @@ def gateway_state(pop: str, gateway: str, up: bool) -> None:
 
 
 def redis_round_trip(ok: bool) -> None:
-    if Prometheus.on:
-        KSR.xhttp_prom.counter_inc_l0(_ROUND_TRIPS, 1)
+    Prometheus.inc(metrics.REDIS_ROUND_TRIPS)
     if not ok:
         Prometheus.inc(metrics.REDIS_ERRORS)
 
@@ -129,8 +124,7 @@ def breaker(open_: bool) -> None:
 
 
 def cache_lookup(hit: bool) -> None:
-    if Prometheus.on:
-        KSR.xhttp_prom.counter_inc_l1(_CACHE, 1, "hit" if hit else "miss")
+    Prometheus.inc(metrics.CACHE_LOOKUPS, "hit" if hit else "miss")
 
 
 def gauges(calls_in_progress: int, bans_active: int) -> None:

@@ -37,7 +37,7 @@ class DialogEnd(NamedTuple):
     def parse(cls, text: str) -> DialogEnd | None:
         """None when the text does not hold every fact (never for what Kamailio wrote)."""
         values = text.split("\n", FACTS - 1)
-        return tuple.__new__(cls, values) if len(values) == FACTS else None
+        return cls._make(values) if len(values) == FACTS else None
 
 
 FACTS = len(symbols.DIALOG_END_FACTS)
@@ -82,18 +82,14 @@ class Records:
         """An admitted call is relayed: what its record will say, kept with its dialog."""
         if not self.enabled:
             return
-        key = (domain, admit.acl, admit.username, identity.asserted, identity.private)
-        customer = self.customers.get(key)
-        if customer is None:
-            customer = cdr.customer(domain=domain, acl=admit.acl, account=admit.username,
-                                    asserted=identity.asserted, private=identity.private,
-                                    edge=self.edge)
-            self.customers.put(key, customer)
+        customer = self.customers.of(
+            (domain, admit.acl, admit.username, identity.asserted, identity.private),
+            lambda _: cdr.customer(domain=domain, acl=admit.acl, account=admit.username,
+                                   asserted=identity.asserted, private=identity.private,
+                                   edge=self.edge))
+        route = self.routes.of((pop, gateway), lambda _: cdr.route_fields(pop, gateway, 0))
         head = cdr.opened(call_id, now_ms(), source_ip, pv("$sp"), pv("$pr"), customer)
         # a newline parts them: none can be in a tag or in JSON text
-        route = self.routes.get((pop, gateway))
-        if route is None:
-            route = self.routes.put((pop, gateway), cdr.route_fields(pop, gateway, 0))
         KSR.pv.sets(symbols.CALL_VAR, f"{pv('$ft')}\n{head}{route}")
 
     def failed_over(self, pop: str, gateway: str) -> None:
@@ -124,8 +120,7 @@ class Records:
         hangup = cdr.hangup_of(answered, end.method, end.from_tag, caller_tag, status,
                                end.by_edge == "1")
         answer_ms = seconds_to_ms(end.answered) if end.answered != unset else None
-        self.write(cdr.closed(head, answer_ms, int(time.time() * 1000), status,
-                              hangup).encode())
+        self.write(cdr.closed(head, answer_ms, now_ms(), status, hangup).encode())
 
     def refused(self, refusal: Refuse, domain: str) -> None:
         """A refused initial INVITE's record."""

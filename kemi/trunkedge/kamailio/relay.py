@@ -31,7 +31,8 @@ class Relay:
         internal = settings.routing.strip_reply_headers
         self.removed_initially = frozenset(removed_initially(internal))  # ROUTE_BORDER_INITIAL
 
-    def select(self, admit: Admit, identity: IdentityEdits) -> tuple[str, str] | None:
+    def select(self, admit: Admit, identity: IdentityEdits,
+               call_id: str) -> tuple[str, str] | None:
         """Prepare the relay to the first live gateway of the first POP (failover walks the
         rest): the (POP, gateway) chosen, or None when no gateway is up (answered 503)."""
         KSR.route(symbols.ROUTE_BORDER_INITIAL)  # the POP never sees its route, digest, ...
@@ -45,11 +46,11 @@ class Relay:
             refuse(Refuse(503, "Service Unavailable", Reason.NO_GATEWAY_UP), "",
                    self.retry_after)
             return None
-        KSR.rr.record_route_params(self.seal.route_params(pv("$ci"), identity.private))
+        KSR.rr.record_route_params(self.seal.route_params(call_id, identity.private))
         pop, gateway = current_pop(), pv("$du")
         meter.admitted(admit.acl, pop, gateway)
         if self.log_info:
-            log_admission(admit, identity, pop)
+            log_admission(admit, identity, pop, call_id)
         return pop, gateway
 
     def rules_for(self, pops: tuple[str, ...]) -> str:
@@ -149,10 +150,10 @@ def alias_contact() -> None:
         KSR.nathelper.add_contact_alias()
 
 
-def log_admission(admit: Admit, identity: IdentityEdits, pop: str) -> None:
+def log_admission(admit: Admit, identity: IdentityEdits, pop: str, call_id: str) -> None:
     KSR.info(
         f"trunkedge: admitted pops={','.join(admit.pops)} first={pop} gw={pv('$du')}"
         f" acl={admit.acl} user={admit.username or '-'} cli={identity.asserted}"
         f"{' private' if identity.private else ''} src={pv('$si')} proto={pv('$pr')}"
-        f" ruri={pv('$ru')} callid={pv('$ci')}\n"
+        f" ruri={pv('$ru')} callid={call_id}\n"
     )
